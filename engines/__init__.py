@@ -1,0 +1,1 @@
+"""Engine bundles: format (manifest + weight files), build, and runtimes (ONNX Runtime, torch)."""

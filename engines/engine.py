@@ -1,0 +1,116 @@
+"""A loaded engine bundle: per-view AU detectors and the optional view classifier."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from engines.manifest import MANIFEST_NAME, Manifest, load_manifest
+from engines.runtime import EngineRuntime, open_runtime
+from stream.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+
+def default_engine_path() -> Path:
+    """The embedded default engine bundle (``engines/default``)."""
+    return Path(str(resources.files("engines") / "default"))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0))), dtype=np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+class AUEngine:
+    """Runs an engine bundle. Each detector file is loaded once even when several views share it."""
+
+    def __init__(self, path: Path, manifest: Manifest, runtime: str = "onnx", threads: int = 1) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.runtime = runtime
+        kwargs = {
+            "architecture": manifest.architecture,
+            "architecture_kwargs": manifest.architecture_kwargs,
+        }
+        self._files: dict[str, EngineRuntime] = {}
+        for name in sorted(set(manifest.detectors.values())):
+            n_heads = 1 + max((h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name), default=0)
+            self._files[name] = open_runtime(
+                path / name, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs
+            )
+        self._view: EngineRuntime | None = None
+        if manifest.view_classifier:
+            view_kwargs = dict(manifest.provenance.get("view_classifier", {}))
+            self._view = open_runtime(
+                path / manifest.view_classifier,
+                runtime,
+                threads,
+                architecture=view_kwargs.get("architecture", "view_mobilenetv2"),
+                architecture_kwargs=view_kwargs.get("architecture_kwargs", {}),
+                num_outputs=manifest.view_grid.n_views,
+            )
+
+    @property
+    def aus(self) -> tuple[int, ...]:
+        return self.manifest.aus
+
+    @property
+    def has_view_classifier(self) -> bool:
+        return self._view is not None
+
+    def predict(self, samples: np.ndarray, views: Sequence[int]) -> np.ndarray:
+        """AU probabilities: ``samples`` float32 (N, C, H, W) as the manifest's input spec -> (N, n_aus).
+
+        ``views[i]`` picks sample i's detector; views without one use the manifest's ``default_view``.
+        Samples sharing a detector file run in one batched call.
+        """
+        if len(views) != len(samples):
+            raise ValueError(f"{len(samples)} samples but {len(views)} views")
+        m = self.manifest
+        n_aus = len(m.aus)
+        resolved = [v if v in m.detectors else m.default_view for v in views]
+        out = np.empty((len(samples), n_aus), dtype=np.float32)
+        groups: dict[str, list[int]] = {}
+        for i, view in enumerate(resolved):
+            groups.setdefault(m.detectors[view], []).append(i)
+        for name, idx in groups.items():
+            logits = self._files[name].run(samples[idx] if len(idx) < len(samples) else samples)
+            for row, i in enumerate(idx):
+                head = m.detector_heads.get(resolved[i], 0)
+                block = logits[row, head * n_aus : (head + 1) * n_aus]
+                if block.shape[0] != n_aus:
+                    raise EngineError(
+                        f"detector {name} returned {logits.shape[1]} logits, too few for head {head} of "
+                        f"{n_aus} AUs; the bundle is inconsistent: rebuild it with `aunets build-engine`"
+                    )
+                out[i] = block
+        return sigmoid(out)
+
+    def classify_view(self, rgb_samples: np.ndarray) -> np.ndarray | None:
+        """View probabilities (N, n_views) for float32 (N, 3, H, W) RGB crops, or None without a classifier."""
+        if self._view is None:
+            return None
+        return softmax(self._view.run(rgb_samples))
+
+
+def load_engine(path: Path | str | None = None, runtime: str = "onnx", threads: int = 1) -> AUEngine:
+    """Load and validate an engine bundle (``None``: the embedded default engine)."""
+    bundle = Path(path) if path is not None else default_engine_path()
+    if path is None and not (bundle / MANIFEST_NAME).is_file():
+        raise EngineError(
+            f"the embedded default engine is missing ({bundle / MANIFEST_NAME}); reinstall aunets from a full "
+            f"checkout, or pass --engine DIR with a bundle made by `aunets build-engine`"
+        )
+    manifest = load_manifest(bundle)
+    log.info("engine %s: %s, AUs %s, views %s, %s", manifest.name, manifest.input.layout, list(manifest.aus),
+             list(manifest.views), runtime)
+    return AUEngine(bundle, manifest, runtime=runtime, threads=threads)

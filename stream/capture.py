@@ -1,0 +1,406 @@
+"""Capture in its own process, frames handed over through shared memory (never pickled).
+
+Sources (:class:`CaptureSource`): a webcam index (``"0"``), any video file or URL OpenCV opens, or a folder of
+images. The capture process writes each frame into a slot of a shared-memory ring and passes only the slot
+number and timestamps. Two policies:
+
+- **live** sources (webcams, network streams): latest-frame. The consumer always gets the newest frame;
+  frames it had no time for are dropped and counted (:attr:`Capture.dropped`), never queued.
+- **file** sources (video files, image folders): lossless. Every frame is delivered in order; the capture
+  process waits for a free slot. ``realtime=True`` paces reading to the file's frame rate (to simulate a
+  live source and measure latency), still without losing frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import queue
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from stream.errors import SourceError
+from stream.frame import Frame
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_HINT = "mp4, avi, mkv, mov or webm (H.264/MPEG-4/MJPEG/VP8/VP9)"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source reports once open. ``fps`` is 0 when unknown; ``frame_count`` -1 when unknown/live."""
+
+    description: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    live: bool
+
+
+class CaptureSource(Protocol):
+    """A source of BGR ``uint8`` HxWx3 frames, opened and read inside the capture process."""
+
+    def open(self) -> SourceInfo: ...
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end of the source. Raises :class:`SourceError` on a damaged frame."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class VideoSource:
+    """A video file, URL, or camera index through ``cv2.VideoCapture``."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._cap: cv2.VideoCapture | None = None
+        self._count = -1
+        self._read = 0
+
+    @property
+    def is_camera(self) -> bool:
+        return self.spec.isdigit()
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.spec
+
+    def open(self) -> SourceInfo:
+        if self.is_camera:
+            cap = cv2.VideoCapture(int(self.spec))
+            if not cap.isOpened():
+                raise SourceError(
+                    f"camera {self.spec} does not open; check that it is connected and not used by another program, "
+                    f"or pass a video file instead (e.g. media/pexels_wolfganglanger_expressions.mp4)"
+                )
+        else:
+            if not self.is_url:
+                path = Path(self.spec)
+                if not path.exists():
+                    raise SourceError(f"video file {path} does not exist; check the path")
+                if not path.is_file():
+                    raise SourceError(f"{path} is not a file; for a folder of images it must contain {IMAGE_SUFFIXES}")
+            cap = cv2.VideoCapture(self.spec)
+            if not cap.isOpened():
+                raise SourceError(
+                    f"OpenCV cannot open {self.spec}: not a supported video ({VIDEO_HINT}) or unreadable; "
+                    f"convert it with `ffmpeg -i INPUT -c:v libx264 out.mp4`"
+                )
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(
+                f"{self.spec} opened but no frame could be decoded: unsupported codec or damaged file; "
+                f"convert it with `ffmpeg -i INPUT -c:v libx264 out.mp4`"
+            )
+        self._cap = cap
+        self._first: np.ndarray | None = first
+        self._count = -1 if self.is_camera or self.is_url else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return SourceInfo(self.spec, first.shape[1], first.shape[0], fps, self._count, self.is_camera or self.is_url)
+
+    def read(self) -> np.ndarray | None:
+        assert self._cap is not None
+        if self._first is not None:
+            frame, self._first = self._first, None
+            self._read += 1
+            return frame
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            if self._count > 0 and self._read < self._count - 1:
+                raise SourceError(
+                    f"{self.spec}: frame {self._read} of {self._count} could not be decoded (damaged file); the rows "
+                    f"before it were kept; repair it with `ffmpeg -i INPUT -c:v libx264 out.mp4` and run again"
+                )
+            return None
+        self._read += 1
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageFolderSource:
+    """A folder of images in name order; every image is resized to the first one's size if it differs."""
+
+    def __init__(self, folder: str, fps: float = 25.0) -> None:
+        self.folder = Path(folder)
+        self.fps = fps
+        self._files: list[Path] = []
+        self._i = 0
+        self._size: tuple[int, int] = (0, 0)
+
+    def open(self) -> SourceInfo:
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"folder {self.folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        first = self._load(self._files[0])
+        self._size = (first.shape[1], first.shape[0])
+        return SourceInfo(str(self.folder), first.shape[1], first.shape[0], self.fps, len(self._files), False)
+
+    def _load(self, path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"image {path} cannot be decoded (damaged or not an image); remove or replace it")
+        return image
+
+    def read(self) -> np.ndarray | None:
+        if self._i >= len(self._files):
+            return None
+        image = self._load(self._files[self._i])
+        self._i += 1
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size)
+        return image
+
+    def close(self) -> None:
+        self._files = []
+
+
+def make_source(spec: str) -> CaptureSource:
+    """``"0"`` -> camera 0; a directory -> image folder; anything else -> video file or URL."""
+    if not spec.isdigit() and Path(spec).is_dir():
+        return ImageFolderSource(spec)
+    return VideoSource(spec)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """``source``: camera index, file, URL or folder. ``realtime``: pace file sources to their frame rate.
+    ``slots``: frames in the shared ring (>= 3). ``live``: force the latest-frame policy (None: by source kind).
+    """
+
+    source: str
+    realtime: bool = False
+    slots: int = 4
+    live: bool | None = None
+    start_timeout_s: float = 30.0
+
+
+# slot states
+_FREE, _FILLED, _READING, _WRITING = 0, 1, 2, 3
+
+
+def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> None:
+    """Body of the capture process."""
+    cond, states, meta, counters = shared["cond"], shared["states"], shared["meta"], shared["counters"]
+    source = make_source(config.source)
+    try:
+        info = source.open()
+    except SourceError as exc:
+        ctrl.put(("error", str(exc)))
+        return
+    live = info.live if config.live is None else config.live
+    ctrl.put(("info", info))
+    reply = ctrl_wait(shared["reply"])
+    if reply is None:
+        source.close()
+        return
+    shm = shared_memory.SharedMemory(name=reply)
+    frame_bytes = info.width * info.height * 3
+    ring = np.ndarray((config.slots, info.height, info.width, 3), dtype=np.uint8, buffer=shm.buf)
+    period = 1.0 / info.fps if (config.realtime and info.fps > 0) else 0.0
+    t0 = time.monotonic()
+    index = 0
+    try:
+        while not shared["stop"].is_set():
+            if period:
+                delay = t0 + index * period - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            try:
+                image = source.read()
+            except SourceError as exc:
+                ctrl.put(("error", str(exc)))
+                break
+            if image is None:
+                break
+            t_ns, t_wall = time.monotonic_ns(), time.time()
+            if image.shape != (info.height, info.width, 3) or image.nbytes != frame_bytes:
+                image = cv2.resize(image, (info.width, info.height))
+            with cond:
+                slot = _free_slot(states, live, counters, cond, shared["stop"])
+                if slot < 0:
+                    break
+                states[slot] = _WRITING
+            ring[slot] = image
+            with cond:
+                meta[slot * 3] = index
+                meta[slot * 3 + 1] = t_ns
+                meta[slot * 3 + 2] = t_wall
+                states[slot] = _FILLED
+                cond.notify_all()
+            index += 1
+    finally:
+        with cond:
+            counters[1] = 1  # end of stream
+            cond.notify_all()
+        source.close()
+        del ring
+        shm.close()
+
+
+def ctrl_wait(reply: Any) -> str | None:
+    try:
+        value: str | None = reply.get(timeout=30.0)
+        return value
+    except queue.Empty:
+        return None
+
+
+def _free_slot(states: Any, live: bool, counters: Any, cond: Any, stop: Any) -> int:
+    """Under ``cond``: a free slot; live sources reclaim the oldest unread frame (a drop), files wait."""
+    while True:
+        for i in range(len(states)):
+            if states[i] == _FREE:
+                return i
+        if live:
+            filled = [i for i in range(len(states)) if states[i] == _FILLED]
+            if filled:
+                counters[0] += 1
+                return filled[0]
+        if stop.is_set():
+            return -1
+        cond.wait(0.1)
+
+
+class Capture:
+    """A capture process and the consumer side of its shared-memory ring. Use as a context manager.
+
+    Iterating yields :class:`Frame` objects whose ``image`` is a view into shared memory, valid until the
+    next frame is requested.
+    """
+
+    def __init__(self, config: CaptureConfig) -> None:
+        if config.slots < 3:
+            raise SourceError(f"capture needs at least 3 slots, got {config.slots}")
+        self.config = config
+        self._ctx = mp.get_context("spawn")
+        self.info: SourceInfo | None = None
+        self._proc: Any = None
+        self._shm: shared_memory.SharedMemory | None = None
+        self.error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Frames a live source produced that were replaced by newer ones before being processed."""
+        return int(self._shared["counters"][0]) if self._proc is not None else 0
+
+    def start(self) -> SourceInfo:
+        ctx = self._ctx
+        slots = self.config.slots
+        self._ctrl = ctx.Queue()
+        self._shared = {
+            "cond": ctx.Condition(),
+            "states": ctx.RawArray("b", slots),
+            "meta": ctx.RawArray("d", slots * 3),
+            "counters": ctx.RawArray("q", 2),
+            "stop": ctx.Event(),
+            "reply": ctx.Queue(),
+        }
+        self._proc = ctx.Process(
+            target=_capture_main, args=(self.config, self._ctrl, self._shared), name="aunets-capture", daemon=True
+        )
+        self._proc.start()
+        try:
+            kind, payload = self._ctrl.get(timeout=self.config.start_timeout_s)
+        except queue.Empty:
+            self.close()
+            raise SourceError(f"{self.config.source}: the capture process did not start in time") from None
+        if kind == "error":
+            self.close()
+            raise SourceError(payload)
+        info: SourceInfo = payload
+        self.info = info
+        self.live = info.live if self.config.live is None else self.config.live
+        self._shm = shared_memory.SharedMemory(create=True, size=slots * info.width * info.height * 3)
+        self._ring = np.ndarray((slots, info.height, info.width, 3), dtype=np.uint8, buffer=self._shm.buf)
+        self._shared["reply"].put(self._shm.name)
+        return info
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames in order (files) or newest first (live sources) until the source ends."""
+        if self.info is None:
+            self.start()
+        sh = self._shared
+        cond, states, meta, counters = sh["cond"], sh["states"], sh["meta"], sh["counters"]
+        reading = -1
+        while True:
+            with cond:
+                if reading >= 0:
+                    states[reading] = _FREE
+                    cond.notify_all()
+                    reading = -1
+                while True:
+                    filled = [i for i in range(len(states)) if states[i] == _FILLED]
+                    if filled:
+                        break
+                    if counters[1]:
+                        self._check_error()
+                        return
+                    cond.wait(0.05)
+                    if not self._proc.is_alive() and not any(states[i] == _FILLED for i in range(len(states))):
+                        self._check_error()
+                        if not counters[1]:
+                            raise SourceError(f"{self.config.source}: the capture process died")
+                        return
+                order = sorted(filled, key=lambda i: meta[i * 3])
+                if self.live:
+                    reading = order[-1]
+                    for stale in order[:-1]:
+                        states[stale] = _FREE
+                        counters[0] += 1
+                else:
+                    reading = order[0]
+                states[reading] = _READING
+                index, t_ns, t_wall = int(meta[reading * 3]), int(meta[reading * 3 + 1]), float(meta[reading * 3 + 2])
+            yield Frame(index=index, t_capture_ns=t_ns, t_wall=t_wall, image=self._ring[reading])
+
+    def _check_error(self) -> None:
+        try:
+            while True:
+                kind, payload = self._ctrl.get_nowait()
+                if kind == "error":
+                    self.error = str(payload)
+        except queue.Empty:
+            pass
+        if self.error:
+            raise SourceError(self.error)
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._shared["stop"].set()
+            with self._shared["cond"]:
+                self._shared["cond"].notify_all()
+            self._proc.join(timeout=5.0)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(timeout=2.0)
+        if self._shm is not None:
+            if hasattr(self, "_ring"):
+                del self._ring
+            self._shm.close()
+            with contextlib.suppress(FileNotFoundError):
+                self._shm.unlink()
+            self._shm = None
+
+    def __enter__(self) -> Capture:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

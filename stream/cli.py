@@ -1,0 +1,69 @@
+"""The ``aunets`` command. Thin: each subcommand lives in its own module.
+
+A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` and imports only the
+standard library at module level (heavy imports such as torch go inside ``run``), so ``aunets --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream.errors import AunetsError
+
+log = logging.getLogger("aunets")
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("stream.run_cli", "stream AU events from a webcam, video file/URL or image folder over ZeroMQ"),
+    "process": ("stream.process_cli", "process a video file offline into an OpenFace-compatible CSV (and a plot)"),
+    "listen": ("stream.listen", "subscribe to a running `aunets run` and print or record its events"),
+    "synth": ("models.synth.cli", "render synthetic multi-view face videos with exact AU/view/pose labels"),
+    "train": ("models.train_cli", "train AU detectors / view classifier from a config file"),
+    "eval": ("models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
+    "build-engine": ("engines.build", "export trained models to an engine bundle (ONNX + manifest)"),
+    "serve": ("stream.webrtc.cli", "live browser demo over WebRTC (needs the [webrtc] extra)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aunets", description="AUNets Live: facial Action Units from live video.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # pragma: no cover - only while a subcommand is missing
+            sp.set_defaults(_missing=str(exc))
+            continue
+        module.add_arguments(sp)
+        sp.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "_missing", None):
+        print(f"aunets {args.command}: not available: {args._missing}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args))
+    except AunetsError as exc:
+        print(f"aunets {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"aunets {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

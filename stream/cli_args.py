@@ -1,0 +1,43 @@
+"""Command-line options shared by ``aunets run``, ``process`` and ``serve`` (standard library only at import)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.pipeline import PipelineConfig
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pipeline")
+    g.add_argument("--engine", type=Path, default=None, help="engine bundle directory (default: the embedded engine)")
+    g.add_argument("--runtime", default="onnx", help="engine runtime: onnx (CPU default), torch, cuda, trt")
+    g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: GPU frame path (flow + engine on the GPU; needs torch with CUDA)")
+    g.add_argument("--flow", default=None, help="flow backend (default: the engine's, e.g. dis); also farneback")
+    g.add_argument("--median-window", type=int, default=None, help="odd median window in frames (default: engine's)")
+    g.add_argument("--lookahead", type=int, default=0,
+                   help="median look-ahead in frames: 0 = causal (default); (window-1)/2 = centred, adds latency")
+    g.add_argument("--max-faces", type=int, default=1, help="faces tracked, largest first; one stream per track id")
+    g.add_argument("--detect-every", type=int, default=3, help="run the face detector every N frames (default 3)")
+    g.add_argument("--threads", type=int, default=1, help="engine threads (default 1; capture uses the other core)")
+
+
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    from stream.face import TrackerConfig
+    from stream.pipeline import PipelineConfig
+
+    runtime = args.runtime
+    if args.device == "cuda" and runtime == "onnx":
+        runtime = "cuda"
+    return PipelineConfig(
+        engine=args.engine,
+        runtime=runtime,
+        flow=args.flow,
+        median_window=args.median_window,
+        lookahead=args.lookahead,
+        tracker=TrackerConfig(detect_every=args.detect_every, max_faces=args.max_faces),
+        threads=args.threads,
+    )

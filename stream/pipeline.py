@@ -1,0 +1,243 @@
+"""The per-frame pipeline: face tracking -> crop -> optical flow -> engine -> sliding median -> results.
+
+One :class:`Pipeline` holds the state of one stream (tracks, previous frame, medians). It does no I/O:
+capture feeds it :class:`~stream.frame.Frame` objects and sinks publish what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engines.engine import AUEngine, load_engine
+from engines.preprocess import compose_input, normalise
+from stream.errors import ConfigError
+from stream.face import Box, FaceDetector, FaceTracker, TrackerConfig, YuNetDetector, crop_square
+from stream.flow import create_flow_backend, encode_flow
+from stream.frame import Frame
+from stream.temporal import AUEvent, EventDetector, SlidingMedian, check_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that shapes the per-frame computation (saved beside outputs).
+
+    ``engine``: bundle directory (None: the embedded default). ``runtime``: ``onnx`` | ``torch`` | ``cuda`` |
+    ``trt``. ``flow``: flow backend name (None: the one in the manifest). ``median_window``: odd window in
+    frames (None: the manifest's). ``lookahead``: frames of look-ahead of the median, 0 = causal.
+    ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track.
+    ``threads``: engine intra-op threads.
+    """
+
+    engine: Path | None = None
+    runtime: str = "onnx"
+    flow: str | None = None
+    median_window: int | None = None
+    lookahead: int = 0
+    margin: float = 1.3
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    view_every: int = 5
+    threads: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["engine"] = str(self.engine) if self.engine else None
+        return data
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """The result for one face track in one frame, or a ``no_face`` frame (``track_id`` None).
+
+    ``box``: (x, y, w, h) in frame pixels. ``probabilities``: AU -> raw probability of this frame.
+    ``smoothed``: AU -> median-filtered probability. ``states``: AU -> on/off (smoothed >= threshold).
+    ``events``: onsets/offsets at this frame. When a track ends, its open AUs get offsets in an extra
+    :attr:`events_only` result (no probabilities; sinks publish only its events). ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds)
+    are the capture times of this frame.
+    """
+
+    frame_index: int
+    t_capture_ns: int
+    t_wall: float
+    track_id: int | None = None
+    box: Box | None = None
+    confidence: float = 0.0
+    view: int | None = None
+    probabilities: dict[int, float] = field(default_factory=dict)
+    smoothed: dict[int, float] = field(default_factory=dict)
+    states: dict[int, bool] = field(default_factory=dict)
+    events: tuple[AUEvent, ...] = ()
+
+    @property
+    def no_face(self) -> bool:
+        return self.track_id is None
+
+    @property
+    def events_only(self) -> bool:
+        """A track ended: this result only carries the offsets of AUs that were still on (no frame data)."""
+        return self.track_id is not None and not self.probabilities
+
+
+@dataclass
+class _Pending:
+    frame: tuple[int, int, float]
+    box: Box
+    confidence: float
+    view: int
+    probs: np.ndarray
+
+
+class _TrackState:
+    def __init__(self, track_id: int, aus: tuple[int, ...], window: int, lookahead: int) -> None:
+        self.median = SlidingMedian(window, lookahead)
+        self.events = EventDetector(aus, track_id)
+        self.pending: deque[_Pending] = deque()
+        self.view_probs: np.ndarray | None = None
+        self.last_seen: tuple[int, float] = (0, 0.0)
+
+
+class Pipeline:
+    """Face -> flow -> engine -> median, one frame at a time. Not thread-safe: one per stream."""
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        engine: AUEngine | None = None,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self.engine = engine or load_engine(self.config.engine, self.config.runtime, self.config.threads)
+        m = self.engine.manifest
+        self.aus = m.aus
+        self.window = self.config.median_window or m.median_window
+        check_window(self.window, self.config.lookahead)
+        if self.config.view_every < 1:
+            raise ConfigError(f"view_every must be >= 1, got {self.config.view_every}")
+        self.thresholds = np.array([m.threshold(a) for a in m.aus], dtype=np.float32)
+        self.flow_config = m.flow
+        self.flow = create_flow_backend(self.config.flow or m.flow.backend)
+        self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
+        self._prev_gray: np.ndarray | None = None
+        self._tracks: dict[int, _TrackState] = {}
+        self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "engine": 0.0, "median": 0.0}
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames of delay added by the median's look-ahead."""
+        return self.config.lookahead
+
+    def process(self, frame: Frame) -> list[FaceResult]:
+        """Process one frame; returns the results that became final (frame ``index - lookahead``)."""
+        m = self.engine.manifest
+        spec = m.input
+        t0 = time.perf_counter()
+        tracks = self.tracker.update(frame.image)
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        t1 = time.perf_counter()
+        meta = (frame.index, frame.t_capture_ns, frame.t_wall)
+        results: list[FaceResult] = []
+        live_ids = {t.track_id for t in tracks}
+        for track_id in [i for i in self._tracks if i not in live_ids]:
+            results.extend(self._end_track(track_id))
+        if not tracks:
+            self._prev_gray = gray
+            self.timings["detect"] += t1 - t0
+            results.append(FaceResult(frame.index, frame.t_capture_ns, frame.t_wall))
+            return results
+
+        samples, rgb_samples = [], []
+        prev = self._prev_gray if self._prev_gray is not None else gray
+        for track in tracks:
+            crop = crop_square(frame.image, track.box, self.config.margin, spec.height)
+            rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+            flow_img = None
+            if spec.uses_flow:
+                p = crop_square(prev, track.box, self.config.margin, spec.height)
+                c = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+                flow_img = encode_flow(self.flow.compute(p, c), self.flow_config.encoding, self.flow_config.clip_fraction)
+            samples.append(compose_input(rgb, flow_img, spec))
+            rgb_samples.append(rgb)
+        t2 = time.perf_counter()
+
+        views = [self._view_of(track.track_id, rgb, frame.index) for track, rgb in zip(tracks, rgb_samples, strict=True)]
+        probs = self.engine.predict(np.stack(samples), views)
+        t3 = time.perf_counter()
+        for i, track in enumerate(tracks):
+            state = self._state(track.track_id)
+            state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
+            state.last_seen = (frame.index, frame.t_wall)
+            out = state.median.push(probs[i])
+            if out is not None:
+                results.append(self._finish(track.track_id, state, out[1]))
+        t4 = time.perf_counter()
+        self._prev_gray = gray
+        self.timings["detect"] += t1 - t0
+        self.timings["flow"] += t2 - t1
+        self.timings["engine"] += t3 - t2
+        self.timings["median"] += t4 - t3
+        return results
+
+    def flush(self) -> list[FaceResult]:
+        """End of stream: the results still held back by the look-ahead, and offsets of AUs still on."""
+        results: list[FaceResult] = []
+        for track_id in list(self._tracks):
+            results.extend(self._end_track(track_id))
+        self.tracker.reset()
+        self._prev_gray = None
+        return results
+
+    def _view_of(self, track_id: int, rgb: np.ndarray, index: int) -> int:
+        m = self.engine.manifest
+        state = self._state(track_id)
+        if self.engine.has_view_classifier and (state.view_probs is None or index % self.config.view_every == 0):
+            sample = normalise(cv2.resize(rgb, (m.input.width, m.input.height)) if rgb.shape[0] != m.input.height
+                               else rgb, m.input)
+            probs = self.engine.classify_view(sample[None])
+            assert probs is not None
+            state.view_probs = probs[0] if state.view_probs is None else 0.5 * state.view_probs + 0.5 * probs[0]
+        if state.view_probs is None:
+            return m.default_view
+        return int(np.argmax(state.view_probs))
+
+    def _state(self, track_id: int) -> _TrackState:
+        if track_id not in self._tracks:
+            self._tracks[track_id] = _TrackState(track_id, self.aus, self.window, self.config.lookahead)
+        return self._tracks[track_id]
+
+    def _finish(self, track_id: int, state: _TrackState, smoothed: np.ndarray) -> FaceResult:
+        p = state.pending.popleft()
+        on = smoothed >= self.thresholds
+        index, t_ns, t_wall = p.frame
+        events = state.events.update(on, p.probs, index, t_wall)
+        return FaceResult(
+            frame_index=index,
+            t_capture_ns=t_ns,
+            t_wall=t_wall,
+            track_id=track_id,
+            box=p.box,
+            confidence=p.confidence,
+            view=p.view,
+            probabilities={a: float(v) for a, v in zip(self.aus, p.probs, strict=True)},
+            smoothed={a: float(v) for a, v in zip(self.aus, smoothed, strict=True)},
+            states={a: bool(v) for a, v in zip(self.aus, on, strict=True)},
+            events=tuple(events),
+        )
+
+    def _end_track(self, track_id: int) -> list[FaceResult]:
+        """Results held back by the look-ahead, then an events-only result with offsets of AUs still on."""
+        state = self._tracks.pop(track_id)
+        results = [self._finish(track_id, state, smoothed) for _, smoothed in state.median.flush()]
+        index, t_wall = state.last_seen
+        closing = state.events.close(index, t_wall)
+        if closing:
+            results.append(FaceResult(index, 0, t_wall, track_id=track_id, events=tuple(closing)))
+        return results

@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny real engine bundle (ONNX built with onnx.helper) and a real test video."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engines.manifest import InputSpec, Manifest, sha256_file, write_manifest
+from stream.au import BP4D_AUS
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
+
+
+def build_tiny_engine(
+    out: Path,
+    aus: Sequence[int] = BP4D_AUS,
+    fusion: str = "horizontal",
+    size: int = 48,
+    heads: int = 1,
+    seed: int = 0,
+    median_window: int = 5,
+    flow_encoding: str = "paper",
+) -> Path:
+    """A real, tiny ONNX engine: global average pool of the input tensor -> linear -> logits (N, heads*K).
+
+    Its outputs depend on the input's channel means, so they change with the image, deterministically.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from stream.flow import FlowConfig
+
+    spec = InputSpec(fusion=fusion, height=size, width=size)
+    channels = spec.tensor_shape[0]
+    rng = np.random.default_rng(seed)
+    k = len(aus) * heads
+    weight = rng.normal(0, 1.0, size=(channels, k)).astype(np.float32)
+    bias = rng.normal(0, 0.5, size=(k,)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", channels, None, None])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, out / "detector.onnx")
+    manifest = Manifest(
+        name="tiny-test-engine",
+        architecture="tiny_gap_linear",
+        aus=tuple(aus),
+        detectors={v: "detector.onnx" for v in range(9)},
+        detector_heads={v: v % heads for v in range(9)},
+        files={"detector.onnx": sha256_file(out / "detector.onnx")},
+        input=spec,
+        flow=FlowConfig(encoding=flow_encoding),  # type: ignore[arg-type]
+        median_window=median_window,
+        provenance={"note": "random tiny engine for tests; detects nothing"},
+    )
+    write_manifest(out, manifest)
+    return out
+
+
+@pytest.fixture
+def tiny_engine(tmp_path: Path) -> Path:
+    return build_tiny_engine(tmp_path / "tiny_engine")
+
+
+def write_test_video(path: Path, face_frames: int = 20, blank_frames: int = 10, fps: float = 25.0) -> int:
+    """A real mp4: ``face_frames`` frames of the bundled clip, then ``blank_frames`` gray frames, then
+    ``face_frames`` more clip frames. Returns the frame count."""
+    cap = cv2.VideoCapture(str(CLIP))
+    faces = []
+    for _ in range(2 * face_frames):
+        ok, frame = cap.read()
+        assert ok
+        faces.append(frame)
+    cap.release()
+    h, w = faces[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    frames = faces[:face_frames] + [np.full((h, w, 3), 90, np.uint8)] * blank_frames + faces[face_frames:]
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return len(frames)
+
+
+@pytest.fixture
+def test_video(tmp_path: Path) -> tuple[Path, int]:
+    path = tmp_path / "clip.mp4"
+    return path, write_test_video(path)
