@@ -42,11 +42,18 @@ class AUEngine:
             "architecture_kwargs": manifest.architecture_kwargs,
         }
         self._files: dict[str, EngineRuntime] = {}
+        warmup = np.zeros((1, *manifest.input.tensor_shape), dtype=np.float32)
         for name in sorted(set(manifest.detectors.values())):
-            n_heads = 1 + max((h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name), default=0)
-            self._files[name] = open_runtime(
-                path / name, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs
-            )
+            heads = [h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name]
+            n_heads = 1 + max(heads, default=0)
+            rt = open_runtime(path / name, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs)
+            width = rt.run(warmup).shape[1]  # also warms the runtime up
+            if width < n_heads * len(manifest.aus):
+                raise EngineError(
+                    f"detector {name} returns {width} logits, too few for {n_heads} head(s) of {len(manifest.aus)} "
+                    f"AUs; the bundle is inconsistent: rebuild it with `aunets build-engine`"
+                )
+            self._files[name] = rt
         self._view: EngineRuntime | None = None
         if manifest.view_classifier:
             view_kwargs = dict(manifest.provenance.get("view_classifier", {}))
@@ -86,13 +93,7 @@ class AUEngine:
             logits = self._files[name].run(samples[idx] if len(idx) < len(samples) else samples)
             for row, i in enumerate(idx):
                 head = m.detector_heads.get(resolved[i], 0)
-                block = logits[row, head * n_aus : (head + 1) * n_aus]
-                if block.shape[0] != n_aus:
-                    raise EngineError(
-                        f"detector {name} returned {logits.shape[1]} logits, too few for head {head} of "
-                        f"{n_aus} AUs; the bundle is inconsistent: rebuild it with `aunets build-engine`"
-                    )
-                out[i] = block
+                out[i] = logits[row, head * n_aus : (head + 1) * n_aus]
         return sigmoid(out)
 
     def classify_view(self, rgb_samples: np.ndarray) -> np.ndarray | None:

@@ -9,8 +9,10 @@ An engine bundle is a directory::
 Detector files take one float32 tensor named ``input`` of shape ``(N, C, H, W)`` laid out as
 :class:`InputSpec` says and return ``logits`` of shape ``(N, len(aus))``; all AU detectors of a view are
 inside that one file, so one call per frame runs them all. A file may hold several heads (e.g. a shared
-trunk with one head per view): it then returns ``(N, n_heads * len(aus))`` and ``detector_heads`` maps a
-view to the block of ``len(aus)`` logits that is its own (block 0 when a view is not listed). The view classifier takes the RGB crop
+trunk with one head per view): it then returns ``(N, n_heads * len(aus))`` and
+``detector_heads`` maps a
+view to the block of ``len(aus)`` logits that is its own (block 0 when a view is not listed).
+The view classifier takes the RGB crop
 ``(N, 3, H, W)`` normalised the same way and returns ``logits`` ``(N, n_views)``.
 
 Weight files are ONNX (``.onnx``, any runtime) or safetensors (``.safetensors``, the torch runtime,
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.au import AU_NAMES
-from stream.errors import ManifestError
+from stream.errors import ConfigError, ManifestError
 from stream.flow import FLOW_ENCODINGS, FlowConfig
 from stream.view import ViewGrid
 
@@ -71,7 +73,7 @@ class InputSpec:
     @property
     def layout(self) -> str:
         """Human-readable layout, e.g. ``rgb|flow horizontal 224x448``."""
-        c, h, w = self.tensor_shape
+        _c, h, w = self.tensor_shape
         kind = {"rgb": "rgb", "flow": "flow", "channels": "rgb+flow channels", "horizontal": "rgb|flow horizontal"}
         return f"{kind[self.fusion]} {h}x{w}"
 
@@ -163,7 +165,7 @@ class Manifest:
             )
         except ManifestError:
             raise
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ManifestError(f"manifest.json is malformed: {exc}") from exc
         manifest.validate()
         return manifest
@@ -191,7 +193,9 @@ class Manifest:
             raise ManifestError("manifest has no detectors")
         for view in self.detectors:
             if not 0 <= view < self.view_grid.n_views:
-                raise ManifestError(f"detector for view {view} is outside the view grid 0..{self.view_grid.n_views - 1}")
+                raise ManifestError(
+                    f"detector for view {view} is outside the view grid 0..{self.view_grid.n_views - 1}"
+                )
         for view, head in self.detector_heads.items():
             if view not in self.detectors or head < 0:
                 raise ManifestError(f"detector_heads maps view {view} to head {head}, but that view has no detector")
@@ -240,7 +244,9 @@ def load_manifest(bundle: Path | str, verify_files: bool = True) -> Manifest:
             f"(or omit --engine to use the embedded default engine)"
         )
     if not path.is_file():
-        raise ManifestError(f"{bundle} has no {MANIFEST_NAME}: it is not an engine bundle; rebuild it with `aunets build-engine`")
+        raise ManifestError(
+            f"{bundle} has no {MANIFEST_NAME}: it is not an engine bundle; rebuild it with `aunets build-engine`"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

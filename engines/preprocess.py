@@ -32,11 +32,12 @@ def compose_input(rgb: np.ndarray | None, flow: np.ndarray | None, spec: InputSp
 
 def normalise(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """``uint8`` HxWxC (C a multiple of 3, RGB order) -> ``float32`` CxHxW, ``(x - mean) / std``."""
-    reps = image.shape[2] // 3
-    mean = np.tile(np.asarray(spec.mean, dtype=np.float32), reps)
-    inv_std = np.tile(1.0 / np.asarray(spec.std, dtype=np.float32), reps)
-    out = (image.astype(np.float32) - mean) * inv_std
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
+    out = np.empty((image.shape[2], *image.shape[:2]), dtype=np.float32)
+    for c in range(image.shape[2]):
+        # channel by channel, in place: several times faster than one broadcast expression plus a transpose
+        np.subtract(image[:, :, c], np.float32(spec.mean[c % 3]), out=out[c], dtype=np.float32)
+        out[c] *= np.float32(1.0 / spec.std[c % 3])
+    return out
 
 
 def _fit(image: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -7,6 +7,7 @@ border. The same :func:`crop_square` is used by the runtime, the synthetic gener
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,8 +38,8 @@ def crop_square(frame: np.ndarray, box: Box, margin: float = 1.3, size: int = 22
     x, y, w, h = box
     side = max(2.0, margin * max(w, h))
     cx, cy = x + w / 2.0, y + h / 2.0
-    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
-    s = int(round(side))
+    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+    s = round(side)
     x1, y1 = x0 + s, y0 + s
     H, W = frame.shape[:2]
     ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
@@ -91,7 +92,7 @@ class YuNetDetector:
     def detect(self, frame: np.ndarray) -> list[Detection]:
         H, W = frame.shape[:2]
         scale = min(1.0, self._input_width / W)
-        size = (max(1, int(round(W * scale))), max(1, int(round(H * scale))))
+        size = (max(1, round(W * scale)), max(1, round(H * scale)))
         small = frame if scale == 1.0 else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         detector = self._detectors.get(size)
         if detector is None:
@@ -228,10 +229,8 @@ class FaceTracker:
 
 def _quiet_opencv() -> None:
     """OpenCV 5's DNN engine warns on every model load that it ignores preferable targets; hide that."""
-    try:
+    with contextlib.suppress(AttributeError):  # older OpenCV has no cv2.utils.logging
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:  # pragma: no cover - older OpenCV
-        pass
 
 
 def iou(a: Box, b: Box) -> float:

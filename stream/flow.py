@@ -18,8 +18,9 @@ The encoding is recorded in every engine manifest and checked when the engine lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ class FlowBackend(Protocol):
 class DISFlow:
     """OpenCV's DIS optical flow (CPU default). ``preset`` is ``ultrafast``, ``fast`` or ``medium``."""
 
-    _PRESETS = {
+    _PRESETS: ClassVar[dict[str, int]] = {
         "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
         "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
         "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -56,11 +57,11 @@ class DISFlow:
         if preset not in self._PRESETS:
             raise ConfigError(f"unknown DIS preset {preset!r}; choose one of {sorted(self._PRESETS)}")
         self.name = f"dis-{preset}"
-        self._dis = cv2.DISOpticalFlow_create(self._PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow.create(self._PRESETS[preset])
 
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         _check_pair(prev, cur)
-        flow = self._dis.calc(prev, cur, None)
+        flow = self._dis.calc(prev, cur, None)  # type: ignore[call-overload]
         return np.asarray(flow, dtype=np.float32)
 
 
@@ -71,7 +72,7 @@ class FarnebackFlow:
 
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
         _check_pair(prev, cur)
-        flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
         return np.asarray(flow, dtype=np.float32)
 
 
@@ -83,14 +84,18 @@ def _check_pair(prev: np.ndarray, cur: np.ndarray) -> None:
         )
 
 
-_BACKENDS = {"dis": lambda: DISFlow("fast"), "dis-ultrafast": lambda: DISFlow("ultrafast"),
-             "dis-fast": lambda: DISFlow("fast"), "dis-medium": lambda: DISFlow("medium"),
-             "farneback": FarnebackFlow}
+_BACKENDS: dict[str, Callable[[], FlowBackend]] = {
+    "dis": lambda: DISFlow("fast"),
+    "dis-ultrafast": lambda: DISFlow("ultrafast"),
+    "dis-fast": lambda: DISFlow("fast"),
+    "dis-medium": lambda: DISFlow("medium"),
+    "farneback": FarnebackFlow,
+}
 
 
-def register_flow_backend(name: str, factory: object) -> None:
+def register_flow_backend(name: str, factory: Callable[[], FlowBackend]) -> None:
     """Make ``create_flow_backend(name)`` return ``factory()`` (used by the GPU backends)."""
-    _BACKENDS[name] = factory  # type: ignore[assignment]
+    _BACKENDS[name] = factory
 
 
 def flow_backend_names() -> list[str]:
@@ -134,7 +139,7 @@ def encode_flow(flow: np.ndarray, encoding: str = "paper", clip_fraction: float 
         raise ValueError(f"flow must be HxWx2, got shape {flow.shape}")
     u = flow[..., 0]
     v = flow[..., 1]
-    out = np.empty(flow.shape[:2] + (3,), dtype=np.uint8)
+    out = np.empty((*flow.shape[:2], 3), dtype=np.uint8)
     if encoding == "paper":
         scale = 1.0 / (clip_fraction * flow.shape[1])
         out[..., 0] = np.clip(128.0 + 127.0 * np.clip(u * scale, -1.0, 1.0), 0, 255)

@@ -15,7 +15,8 @@ from stream.messages import TOPIC_EVENT, TOPIC_FRAME, TOPIC_STATUS, TOPICS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sub", default="tcp://127.0.0.1:5556", help="endpoint of `aunets run` (default tcp://127.0.0.1:5556)")
+    p.add_argument("--sub", default="tcp://127.0.0.1:5556",
+                   help="endpoint of `aunets run` (default tcp://127.0.0.1:5556)")
     p.add_argument("--topics", default="au.event,au.status",
                    help=f"comma-separated topics to print (from {', '.join(TOPICS)}; default au.event,au.status)")
     p.add_argument("--record", type=Path, default=None, help="append every received message to this .jsonl file")
@@ -31,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"aunets listen: unknown topic(s) {unknown}; choose from {list(TOPICS)}", file=sys.stderr)
         return 2
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(args.sub)
     for topic in topics:
@@ -70,10 +70,12 @@ def _format(topic: str, m: dict[str, object]) -> str:
         return (f"{m['t']:.3f} {m['au']} {m['type']:<6} frame {m['frame']} track {m['track_id']} "
                 f"peak {m['peak_probability']}")
     if topic == TOPIC_STATUS:
-        return f"{m['t']:.3f} status fps {m['fps']} frames {m['frames']} dropped {m['dropped']} latency {m['latency_ms']}"
+        return (f"{m['t']:.3f} status fps {m['fps']} frames {m['frames']} dropped {m['dropped']} "
+                f"latency {m['latency_ms']}")
     if topic == TOPIC_FRAME:
         if m.get("no_face"):
             return f"{m['t_capture']:.3f} frame {m['frame']} no_face"
         on = [k for k, v in dict(m["state"]).items() if v]  # type: ignore[call-overload]
-        return f"{m['t_capture']:.3f} frame {m['frame']} track {m['track_id']} view {m['view']} on: {' '.join(on) or '-'}"
+        who = f"track {m['track_id']} view {m['view']}"
+        return f"{m['t_capture']:.3f} frame {m['frame']} {who} on: {' '.join(on) or '-'}"
     return f"{topic} {json.dumps(m)}"

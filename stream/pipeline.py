@@ -61,7 +61,8 @@ class FaceResult:
     ``box``: (x, y, w, h) in frame pixels. ``probabilities``: AU -> raw probability of this frame.
     ``smoothed``: AU -> median-filtered probability. ``states``: AU -> on/off (smoothed >= threshold).
     ``events``: onsets/offsets at this frame. When a track ends, its open AUs get offsets in an extra
-    :attr:`events_only` result (no probabilities; sinks publish only its events). ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds)
+    :attr:`events_only` result (no probabilities; sinks publish only its events). ``t_capture_ns``
+    (monotonic) and ``t_wall`` (epoch seconds)
     are the capture times of this frame.
     """
 
@@ -163,12 +164,13 @@ class Pipeline:
             if spec.uses_flow:
                 p = crop_square(prev, track.box, self.config.margin, spec.height)
                 c = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-                flow_img = encode_flow(self.flow.compute(p, c), self.flow_config.encoding, self.flow_config.clip_fraction)
+                fc = self.flow_config
+                flow_img = encode_flow(self.flow.compute(p, c), fc.encoding, fc.clip_fraction)
             samples.append(compose_input(rgb, flow_img, spec))
             rgb_samples.append(rgb)
         t2 = time.perf_counter()
 
-        views = [self._view_of(track.track_id, rgb, frame.index) for track, rgb in zip(tracks, rgb_samples, strict=True)]
+        views = [self._view_of(t.track_id, rgb, frame.index) for t, rgb in zip(tracks, rgb_samples, strict=True)]
         probs = self.engine.predict(np.stack(samples), views)
         t3 = time.perf_counter()
         for i, track in enumerate(tracks):
@@ -199,8 +201,9 @@ class Pipeline:
         m = self.engine.manifest
         state = self._state(track_id)
         if self.engine.has_view_classifier and (state.view_probs is None or index % self.config.view_every == 0):
-            sample = normalise(cv2.resize(rgb, (m.input.width, m.input.height)) if rgb.shape[0] != m.input.height
-                               else rgb, m.input)
+            if rgb.shape[:2] != (m.input.height, m.input.width):
+                rgb = cv2.resize(rgb, (m.input.width, m.input.height))
+            sample = normalise(rgb, m.input)
             probs = self.engine.classify_view(sample[None])
             assert probs is not None
             state.view_probs = probs[0] if state.view_probs is None else 0.5 * state.view_probs + 0.5 * probs[0]

@@ -31,6 +31,7 @@ class RunStats:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     stage_s: dict[str, float] = field(default_factory=dict)
+    publish_s: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -83,7 +84,7 @@ def run_stream(
 
             bar = tqdm(total=cap.info.frame_count if cap.info.frame_count > 0 else None, unit="frame", desc="frames")
         t_start = time.perf_counter()
-        next_status = t_start + status_every_s
+        last_status = t_start
         frames_at_status = 0
         try:
             for frame in cap.frames():
@@ -93,21 +94,20 @@ def run_stream(
                 if bar is not None:
                     bar.update(1)
                 now = time.perf_counter()
-                if now >= next_status:
+                if now - last_status >= status_every_s:
                     stats.dropped = cap.dropped
-                    status = _status(stats, recent, (stats.frames - frames_at_status) / (now - next_status + status_every_s))
+                    status = _status(stats, recent, (stats.frames - frames_at_status) / (now - last_status))
                     for sink in sinks:
                         sink.publish_status(status)
                     recent.clear()
-                    frames_at_status = stats.frames
-                    next_status = now + status_every_s
+                    frames_at_status, last_status = stats.frames, now
                 if max_frames is not None and stats.frames >= max_frames:
                     break
         finally:
             _deliver(pipeline.flush(), sinks, stats, recent)
             stats.seconds = time.perf_counter() - t_start
             stats.dropped = cap.dropped
-            stats.stage_s = dict(pipeline.timings)
+            stats.stage_s = {**pipeline.timings, "publish": stats.publish_s}
             if bar is not None:
                 bar.close()
     return stats
@@ -116,8 +116,10 @@ def run_stream(
 def _deliver(results: Sequence[Any], sinks: Sequence[Sink], stats: RunStats, recent: deque[float]) -> None:
     if not results:
         return
+    t0 = time.perf_counter()
     for sink in sinks:
         sink.publish_results(results)
+    stats.publish_s += time.perf_counter() - t0
     now_ns = time.monotonic_ns()
     for r in results:
         if r.events_only:

@@ -1,0 +1,97 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engines.engine import load_engine
+from engines.manifest import load_manifest
+from stream.errors import EngineError, ManifestError
+
+
+def _edit(bundle: Path, change: Any) -> None:
+    path = bundle / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_tiny_engine_loads_and_predicts(tiny_engine: Path) -> None:
+    import numpy as np
+
+    engine = load_engine(tiny_engine)
+    assert engine.manifest.input.layout == "rgb|flow horizontal 48x96"
+    x = np.random.default_rng(0).normal(size=(3, 3, 48, 96)).astype(np.float32)
+    p = engine.predict(x, [4, 0, 8])
+    assert p.shape == (3, 12) and ((p > 0) & (p < 1)).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format_version=99), "format version"),
+        (lambda d: d.pop("aus"), "has no 'aus'"),
+        (lambda d: d.update(aus=[1, 99]), "does not know"),
+        (lambda d: d.update(aus=[1, 1]), "twice"),
+        (lambda d: d["input"].update(fusion="diagonal"), "unknown input fusion"),
+        (lambda d: d["flow"].update(encoding="hsv"), "flow encoding"),
+        (lambda d: d.update(median_window=4), "odd"),
+        (lambda d: d.update(default_view=4, detectors={"0": "detector.onnx"}, detector_heads={}), "default_view"),
+        (lambda d: d.update(detectors={"12": "detector.onnx"}), "outside the view grid"),
+        (lambda d: d.update(thresholds={"1": 1.5}), "threshold"),
+        (lambda d: d.update(thresholds={"2": 0.4}, aus=[1]), "does not detect"),
+        (lambda d: d.update(files={}), "no sha256"),
+        (lambda d: d.update(files={"detector.onnx": "0" * 64}), "does not match"),
+        (
+            lambda d: d.update(files={"detector.pt": "0"}, detectors={"4": "detector.pt"}, detector_heads={}),
+            "never pickles",
+        ),
+    ],
+)
+def test_manifest_rejects_each_kind_of_mismatch(tiny_engine: Path, change: Any, message: str) -> None:
+    _edit(tiny_engine, change)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(tiny_engine)
+
+
+def test_missing_weight_file_and_bad_json(tiny_engine: Path) -> None:
+    (tiny_engine / "detector.onnx").unlink()
+    with pytest.raises(ManifestError, match="missing"):
+        load_manifest(tiny_engine)
+    (tiny_engine / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        load_manifest(tiny_engine)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="not a directory"):
+        load_engine(tmp_path / "nope")
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
+        load_engine(tmp_path)
+
+
+def test_corrupt_onnx_with_matching_hash_is_an_engine_error(tiny_engine: Path) -> None:
+    from engines.manifest import sha256_file
+
+    (tiny_engine / "detector.onnx").write_bytes(b"garbage")
+    _edit(tiny_engine, lambda d: d["files"].update({"detector.onnx": sha256_file(tiny_engine / "detector.onnx")}))
+    with pytest.raises(EngineError, match="cannot load"):
+        load_engine(tiny_engine)
+
+
+def test_head_mapping_beyond_the_detector_outputs_is_rejected_at_load(tiny_engine: Path) -> None:
+    _edit(tiny_engine, lambda d: d.update(detector_heads={"4": 3}))
+    with pytest.raises(EngineError, match="too few"):
+        load_engine(tiny_engine)
+
+
+def test_per_view_heads_pick_their_own_block(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.conftest import build_tiny_engine
+
+    engine = load_engine(build_tiny_engine(tmp_path / "e", heads=3))
+    x = np.random.default_rng(1).normal(size=(1, 3, 48, 96)).astype(np.float32)
+    p0, p1, p3 = (engine.predict(x, [v])[0] for v in (0, 1, 3))
+    np.testing.assert_allclose(p0, p3)  # views 0 and 3 share head 0
+    assert not np.allclose(p0, p1)

@@ -1,0 +1,162 @@
+"""End to end: a real video file -> capture process -> YuNet -> flow -> tiny engine -> median -> ZeroMQ / CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zmq
+
+from stream.capture import CaptureConfig
+from stream.csv_sink import OpenFaceCsvWriter, csv_columns
+from stream.pipeline import Pipeline, PipelineConfig
+from stream.publish import ZmqPublisher
+from stream.runner import run_stream
+
+BLANK = range(20, 30)  # frames of write_test_video that hold no face
+
+
+def _subscriber(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, 100000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"au.")
+    sub.connect(endpoint)
+    return sub
+
+
+def _drain(sub: zmq.Socket, timeout_ms: int = 2000) -> list[tuple[str, dict]]:
+    out = []
+    while sub.poll(timeout_ms):
+        topic, payload = sub.recv_multipart()
+        out.append((topic.decode(), json.loads(payload)))
+        timeout_ms = 300
+    return out
+
+
+def test_video_through_pipeline_to_zmq_subscriber_and_csv(
+    tiny_engine: Path, test_video: tuple[Path, int], tmp_path: Path
+) -> None:
+    video, n_frames = test_video
+    ctx = zmq.Context()
+    pub = ZmqPublisher("tcp://127.0.0.1:*", context=ctx)
+    sub = _subscriber(ctx, pub.last_endpoint)
+    try:
+        assert pub.wait_for_subscriber(5.0)
+        pipeline = Pipeline(PipelineConfig(engine=tiny_engine))
+        writer = OpenFaceCsvWriter(tmp_path / "out.csv", pipeline.aus)
+        stats = run_stream(CaptureConfig(str(video)), pipeline, [pub, writer])
+        writer.close()
+        messages = _drain(sub)
+    finally:
+        pub.close()
+        sub.close(0)
+        ctx.term()
+
+    frames = [m for t, m in messages if t == "au.frame"]
+    assert stats.frames == n_frames
+    assert [m["seq"] for m in frames] == list(range(n_frames))
+    assert [m["frame"] for m in frames] == list(range(n_frames))
+    for m in frames:
+        assert m["schema"] == 1 and m["t_publish"] >= m["t_capture"]
+        if m["frame"] in BLANK:
+            assert m["no_face"] and m["probability"] == {} and m["box"] is None
+        else:
+            assert not m["no_face"] and set(m["probability"]) == {f"AU{a:02d}" for a in pipeline.aus}
+            assert all(0.0 < p < 1.0 for p in m["probability"].values())
+    events = [m for t, m in messages if t == "au.event"]
+    assert [m["seq"] for m in events] == list(range(len(events)))
+    onsets = sum(m["type"] == "onset" for m in events)
+    assert onsets > 0 and onsets == sum(m["type"] == "offset" for m in events)
+
+    with (tmp_path / "out.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == csv_columns(pipeline.aus)
+    assert len(rows) == n_frames
+    assert [int(r["frame"]) for r in rows] == list(range(1, n_frames + 1))
+    assert [r["success"] for r in rows] == ["0" if i in BLANK else "1" for i in range(n_frames)]
+
+
+def test_centred_median_lookahead_keeps_every_frame(tiny_engine: Path, test_video: tuple[Path, int]) -> None:
+    video, n_frames = test_video
+    collected = []
+
+    class Collect:
+        def publish_results(self, results: list) -> None:
+            collected.extend(r for r in results if not r.events_only)
+
+        def publish_status(self, status: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    pipeline = Pipeline(PipelineConfig(engine=tiny_engine, median_window=5, lookahead=2))
+    run_stream(CaptureConfig(str(video)), pipeline, [Collect()])
+    assert sorted(r.frame_index for r in collected) == list(range(n_frames))
+
+
+def _aunets(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_process_cli_writes_csv_plot_and_config(
+    tiny_engine: Path, test_video: tuple[Path, int], tmp_path: Path
+) -> None:
+    video, n_frames = test_video
+    out = tmp_path / "o.csv"
+    res = _aunets("process", str(video), "--csv", str(out), "--plot", str(tmp_path / "o.png"), "--engine",
+                  str(tiny_engine), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["rows"] == n_frames
+    assert (tmp_path / "o.png").stat().st_size > 10_000
+    config = json.loads((tmp_path / "o.csv.config.json").read_text())
+    assert config["pipeline"]["engine"] == str(tiny_engine)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("missing.mp4", "does not exist"), ("notvideo.mp4", "cannot open"), ("99", "camera 99 does not open")],
+)
+def test_bad_sources_fail_with_a_specific_message(tiny_engine: Path, tmp_path: Path, source: str, message: str) -> None:
+    (tmp_path / "notvideo.mp4").write_bytes(b"this is not a video")
+    src = source if source == "99" else str(tmp_path / source)
+    res = _aunets("process", src, "--csv", str(tmp_path / "o.csv"), "--engine", str(tiny_engine), "--no-progress")
+    assert res.returncode == 1
+    assert message in res.stderr
+
+
+def test_missing_engine_fails_with_a_specific_message(test_video: tuple[Path, int], tmp_path: Path) -> None:
+    video, _ = test_video
+    res = _aunets("process", str(video), "--csv", str(tmp_path / "o.csv"), "--engine", str(tmp_path / "none"))
+    assert res.returncode == 1 and "aunets build-engine" in res.stderr
+
+
+def test_video_damaged_mid_file_keeps_rows_already_computed(tiny_engine: Path, test_video: tuple[Path, int],
+                                                            tmp_path: Path) -> None:
+    import cv2
+
+    video, n_frames = test_video
+    cap = cv2.VideoCapture(str(video))
+    avi = tmp_path / "c.avi"
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 360))
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(avi.read_bytes()[: int(avi.stat().st_size * 0.6)])  # the header still says n_frames
+    out = tmp_path / "b.csv"
+    res = _aunets("process", str(broken), "--csv", str(out), "--engine", str(tiny_engine), "--no-progress")
+    rows = list(csv.DictReader(out.open()))
+    assert res.returncode == 1
+    assert "could not be decoded" in res.stderr and "ffmpeg" in res.stderr
+    assert 0 < len(rows) < n_frames
+    assert [int(r["frame"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert f"{len(rows)} rows written" in res.stderr
