@@ -142,14 +142,13 @@ def encode_flow(flow: np.ndarray, encoding: str = "paper", clip_fraction: float 
     out = np.empty((*flow.shape[:2], 3), dtype=np.uint8)
     if encoding == "paper":
         scale = 1.0 / (clip_fraction * flow.shape[1])
-        out[..., 0] = np.clip(128.0 + 127.0 * np.clip(u * scale, -1.0, 1.0), 0, 255)
-        out[..., 1] = np.clip(128.0 + 127.0 * np.clip(v * scale, -1.0, 1.0), 0, 255)
-        mag = cv2.magnitude(u, v)
-        out[..., 2] = np.clip(255.0 * np.clip(mag * scale, 0.0, 1.0), 0, 255)
+        out[..., 0] = np.rint(128.0 + 127.0 * np.clip(u * scale, -1.0, 1.0))
+        out[..., 1] = np.rint(128.0 + 127.0 * np.clip(v * scale, -1.0, 1.0))
+        out[..., 2] = np.rint(255.0 * np.clip(cv2.magnitude(u, v) * scale, 0.0, 1.0))
     elif encoding == "aunets_original":
         for channel, comp in ((0, u), (1, -v)):
             peak = float(np.max(np.abs(comp)))
-            out[..., channel] = np.clip(128.0 + 127.0 * comp / peak, 0, 255) if peak > 1e-6 else 128
+            out[..., channel] = np.rint(128.0 + 127.0 * comp / peak) if peak > 1e-6 else 128
         out[..., 2] = 0
     else:
         raise ConfigError(f"unknown flow encoding {encoding!r}; choose one of {FLOW_ENCODINGS}")

@@ -103,7 +103,7 @@ class _TrackState:
         self.events = EventDetector(aus, track_id)
         self.pending: deque[_Pending] = deque()
         self.view_probs: np.ndarray | None = None
-        self.last_seen: tuple[int, float] = (0, 0.0)
+        self.last_seen: tuple[int, int, float] = (0, 0, 0.0)
 
 
 class Pipeline:
@@ -176,7 +176,7 @@ class Pipeline:
         for i, track in enumerate(tracks):
             state = self._state(track.track_id)
             state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
-            state.last_seen = (frame.index, frame.t_wall)
+            state.last_seen = meta
             out = state.median.push(probs[i])
             if out is not None:
                 results.append(self._finish(track.track_id, state, out[1]))
@@ -239,8 +239,8 @@ class Pipeline:
         """Results held back by the look-ahead, then an events-only result with offsets of AUs still on."""
         state = self._tracks.pop(track_id)
         results = [self._finish(track_id, state, smoothed) for _, smoothed in state.median.flush()]
-        index, t_wall = state.last_seen
+        index, t_ns, t_wall = state.last_seen
         closing = state.events.close(index, t_wall)
         if closing:
-            results.append(FaceResult(index, 0, t_wall, track_id=track_id, events=tuple(closing)))
+            results.append(FaceResult(index, t_ns, t_wall, track_id=track_id, events=tuple(closing)))
         return results

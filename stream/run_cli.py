@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for a subscriber before starting, so no early message is lost")
     p.add_argument("--csv", type=Path, default=None, help="also write an OpenFace-compatible CSV")
+    p.add_argument("--lsl", action="store_true",
+                   help="also publish Lab Streaming Layer streams 'AUNets' and 'AUNets-events' (extra [lsl])")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--stats-json", type=Path, default=None, help="write the run's summary (fps, latency) as JSON")
     add_pipeline_arguments(p)
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     sinks: list[Sink] = [publisher]
     if args.csv:
         sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus))
+    if args.lsl:
+        from stream.lsl_sink import LslOutlet
+
+        sinks.append(LslOutlet(pipeline.aus))
     print(f"aunets run: publishing au.frame, au.event, au.status on {publisher.last_endpoint} "
           f"(engine {pipeline.engine.manifest.name}, median window {pipeline.window}, "
           f"look-ahead {pipeline.latency_frames} frames); Ctrl-C to stop", file=sys.stderr)

@@ -1,0 +1,64 @@
+"""Lab Streaming Layer output (extra ``[lsl]``): AU probabilities and AU events as LSL streams.
+
+Two outlets: ``<name>`` (type ``AU``), one float32 channel per AU holding the raw probability of the largest
+tracked face, NaN when no face; and ``<name>-events`` (type ``Markers``), strings like ``"AU12 onset"``.
+Samples are stamped with the frame's **capture** time: LSL's clock (``pylsl.local_clock()``) and
+``time.monotonic()`` are the same clock on Linux, so LabRecorder aligns them with other streams exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stream.au import AU_NAMES, au_key
+from stream.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from stream.pipeline import FaceResult
+
+log = logging.getLogger(__name__)
+
+
+class LslOutlet:
+    """A :class:`~stream.publish.Sink` publishing to LSL. ``rate``: the nominal frame rate in Hz (0 = irregular)."""
+
+    def __init__(self, aus: Sequence[int], name: str = "AUNets", rate: float = 0.0, source_id: str = "aunets") -> None:
+        try:
+            import pylsl
+        except ImportError as exc:
+            raise MissingExtraError("pylsl", "lsl") from exc
+        self._pylsl = pylsl
+        self.aus = tuple(aus)
+        info = pylsl.StreamInfo(name, "AU", len(self.aus), rate, pylsl.cf_float32, source_id)
+        channels = info.desc().append_child("channels")
+        for au in self.aus:
+            ch = channels.append_child("channel")
+            ch.append_child_value("label", au_key(au))
+            ch.append_child_value("description", AU_NAMES[au])
+            ch.append_child_value("unit", "probability")
+        self._data = pylsl.StreamOutlet(info)
+        markers = pylsl.StreamInfo(f"{name}-events", "Markers", 1, 0.0, pylsl.cf_string, f"{source_id}-events")
+        self._events = pylsl.StreamOutlet(markers)
+
+    def publish_results(self, results: Sequence[FaceResult]) -> None:
+        seen: set[int] = set()
+        for r in results:
+            stamp = r.t_capture_ns / 1e9
+            for event in r.events:
+                self._events.push_sample([f"{au_key(event.au)} {event.kind}"], stamp)
+            if r.events_only or r.frame_index in seen:
+                continue  # one sample per frame: the largest face comes first
+            seen.add(r.frame_index)
+            values = [math.nan] * len(self.aus) if r.no_face else [r.probabilities[a] for a in self.aus]
+            self._data.push_sample(values, stamp)
+
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        del self._data
+        del self._events
+
