@@ -77,7 +77,7 @@ def test_tracker_keeps_one_id_on_a_face_and_reports_nothing_without_one() -> Non
         tracks = tracker.update(f)
         assert len(tracks) == 1
         ids.add(tracks[0].track_id)
-        x, y, w, h = tracks[0].box
+        x, _, w, _ = tracks[0].box
         assert 250 < x + w / 2 < 500 and w > 120  # the woman's face, right of centre
     assert ids == {0}
     blank = np.full_like(frames[0], 90)
