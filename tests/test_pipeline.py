@@ -13,6 +13,7 @@ import zmq
 
 from stream.capture import CaptureConfig
 from stream.csv_sink import OpenFaceCsvWriter, csv_columns
+from stream.face import TrackerConfig
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.publish import ZmqPublisher
 from stream.runner import run_stream
@@ -160,3 +161,45 @@ def test_video_damaged_mid_file_keeps_rows_already_computed(tiny_engine: Path, t
     assert 0 < len(rows) < n_frames
     assert [int(r["frame"]) for r in rows] == list(range(1, len(rows) + 1))
     assert f"{len(rows)} rows written" in res.stderr
+
+
+def test_max_faces_gives_one_stream_per_track(tiny_engine: Path, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from tests.conftest import CLIP
+
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = [cap.read()[1] for _ in range(15)]
+    cap.release()
+    video = tmp_path / "two.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1280, 360))
+    for f in frames:  # the same face twice, side by side; the right copy is shrunk so sizes differ
+        small = cv2.resize(f, (480, 270))
+        right = np.full_like(f, 60)
+        right[45:315, 80:560] = small
+        writer.write(np.hstack([f, right]))
+    writer.release()
+    results = []
+
+    class Collect:
+        def publish_results(self, rs: list) -> None:
+            results.extend(r for r in rs if not r.events_only)
+
+        def publish_status(self, status: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    pipeline = Pipeline(PipelineConfig(engine=tiny_engine, tracker=TrackerConfig(max_faces=2)))
+    run_stream(CaptureConfig(str(video)), pipeline, [Collect()])
+    by_track: dict[int, list[int]] = {}
+    for r in results:
+        assert r.track_id is not None
+        by_track.setdefault(r.track_id, []).append(r.frame_index)
+    assert len(by_track) == 2
+    assert all(sorted(v) == list(range(15)) for v in by_track.values())
+    first = [r for r in results if r.frame_index == 0]
+    assert first[0].box is not None and first[1].box is not None
+    assert first[0].box[2] > first[1].box[2]  # largest face first
