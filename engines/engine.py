@@ -46,7 +46,8 @@ class AUEngine:
         for name in sorted(set(manifest.detectors.values())):
             heads = [h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name]
             n_heads = 1 + max(heads, default=0)
-            rt = open_runtime(path / name, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs)
+            weights = weight_file(manifest, name, runtime)
+            rt = open_runtime(path / weights, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs)
             width = rt.run(warmup).shape[1]  # also warms the runtime up
             if width < n_heads * len(manifest.aus):
                 raise EngineError(
@@ -57,9 +58,11 @@ class AUEngine:
         self._view: EngineRuntime | None = None
         if manifest.view_classifier:
             view_kwargs = dict(manifest.provenance.get("view_classifier", {}))
+            # the view classifier is small and runs every few frames: ONNX Runtime on the CPU for the GPU runtimes
+            view_runtime = runtime if runtime in ("onnx", "torch") else "onnx"
             self._view = open_runtime(
-                path / manifest.view_classifier,
-                runtime,
+                path / weight_file(manifest, manifest.view_classifier, view_runtime),
+                view_runtime,
                 threads,
                 architecture=view_kwargs.get("architecture", "view_mobilenetv2"),
                 architecture_kwargs=view_kwargs.get("architecture_kwargs", {}),
@@ -101,6 +104,17 @@ class AUEngine:
         if self._view is None:
             return None
         return softmax(self._view.run(rgb_samples))
+
+
+def weight_file(manifest: Manifest, name: str, runtime: str) -> str:
+    """The file that ``runtime`` loads for the weight file ``name``: torch-based runtimes (torch, cuda, trt)
+    take the ``.safetensors`` twin of an ``.onnx`` file when the bundle has one, ONNX Runtime the ``.onnx``."""
+    stem, suffix = name.rsplit(".", 1)
+    if runtime != "onnx" and suffix == "onnx" and f"{stem}.safetensors" in manifest.files:
+        return f"{stem}.safetensors"
+    if runtime == "onnx" and suffix == "safetensors" and f"{stem}.onnx" in manifest.files:
+        return f"{stem}.onnx"
+    return name
 
 
 def load_engine(path: Path | str | None = None, runtime: str = "onnx", threads: int = 1) -> AUEngine:

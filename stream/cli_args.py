@@ -29,12 +29,10 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     from stream.face import TrackerConfig
     from stream.pipeline import PipelineConfig
 
-    runtime = args.runtime
-    if args.device == "cuda" and runtime == "onnx":
-        runtime = "cuda"
     return PipelineConfig(
+        device=args.device,
         engine=args.engine,
-        runtime=runtime,
+        runtime=args.runtime,
         flow=args.flow,
         median_window=args.median_window,
         lookahead=args.lookahead,

@@ -99,11 +99,22 @@ def register_flow_backend(name: str, factory: Callable[[], FlowBackend]) -> None
 
 
 def flow_backend_names() -> list[str]:
+    _load_optional_backends()
     return sorted(_BACKENDS)
+
+
+def _load_optional_backends() -> None:
+    """Register torch TV-L1 (``torch-tvl1*``) and, where OpenCV has CUDA, ``cv-cuda-*`` (imports are lazy)."""
+    import stream.flow_torch  # noqa: F401  (registers on import; torch itself is imported on first use)
+    from stream.flow_cuda_cv import register
+
+    register()
 
 
 def create_flow_backend(name: str = "dis") -> FlowBackend:
     """Create a flow backend by name; see :func:`flow_backend_names`."""
+    if name not in _BACKENDS:
+        _load_optional_backends()
     try:
         factory = _BACKENDS[name]
     except KeyError:

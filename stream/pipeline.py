@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,10 +19,13 @@ import numpy as np
 from engines.engine import AUEngine, load_engine
 from engines.preprocess import compose_input, normalise
 from stream.errors import ConfigError
-from stream.face import Box, FaceDetector, FaceTracker, TrackerConfig, YuNetDetector, crop_square
+from stream.face import Box, FaceDetector, FaceTracker, Track, TrackerConfig, YuNetDetector, crop_square
 from stream.flow import create_flow_backend, encode_flow
 from stream.frame import Frame
 from stream.temporal import AUEvent, EventDetector, SlidingMedian, check_window
+
+if TYPE_CHECKING:
+    from stream.gpu_path import GpuFramePath
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,8 @@ class PipelineConfig:
     ``trt``. ``flow``: flow backend name (None: the one in the manifest). ``median_window``: odd window in
     frames (None: the manifest's). ``lookahead``: frames of look-ahead of the median, 0 = causal.
     ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track.
-    ``threads``: engine intra-op threads.
+    ``threads``: engine intra-op threads. ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
+    flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``).
     """
 
     engine: Path | None = None
@@ -47,6 +51,7 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     view_every: int = 5
     threads: int = 1
+    device: str = "cpu"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,6 +131,13 @@ class Pipeline:
         self.thresholds = np.array([m.threshold(a) for a in m.aus], dtype=np.float32)
         self.flow_config = m.flow
         self.flow = create_flow_backend(self.config.flow or m.flow.backend)
+        self.gpu: GpuFramePath | None = None
+        if self.config.device == "cuda":
+            from stream.gpu_path import GpuFramePath, GpuPathConfig
+
+            self.gpu = GpuFramePath.from_bundle(self.engine.path, GpuPathConfig(margin=self.config.margin))
+        elif self.config.device != "cpu":
+            raise ConfigError(f"unknown device {self.config.device!r}; choose cpu or cuda")
         self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
         self._prev_gray: np.ndarray | None = None
         self._tracks: dict[int, _TrackState] = {}
@@ -149,6 +161,8 @@ class Pipeline:
         live_ids = {t.track_id for t in tracks}
         for track_id in [i for i in self._tracks if i not in live_ids]:
             results.extend(self._end_track(track_id))
+        if self.gpu is not None:
+            return results + self._process_gpu(frame, tracks, meta, t0, t1)
         if not tracks:
             self._prev_gray = gray
             self.timings["detect"] += t1 - t0
@@ -173,6 +187,19 @@ class Pipeline:
         views = [self._view_of(t.track_id, rgb, frame.index) for t, rgb in zip(tracks, rgb_samples, strict=True)]
         probs = self.engine.predict(np.stack(samples), views)
         t3 = time.perf_counter()
+        results.extend(self._smooth(tracks, views, probs, meta))
+        t4 = time.perf_counter()
+        self._prev_gray = gray
+        self.timings["detect"] += t1 - t0
+        self.timings["flow"] += t2 - t1
+        self.timings["engine"] += t3 - t2
+        self.timings["median"] += t4 - t3
+        return results
+
+    def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray,
+                meta: tuple[int, int, float]) -> list[FaceResult]:
+        """Push one frame's probabilities into each track's median; the results that became final."""
+        results = []
         for i, track in enumerate(tracks):
             state = self._state(track.track_id)
             state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
@@ -180,12 +207,30 @@ class Pipeline:
             out = state.median.push(probs[i])
             if out is not None:
                 results.append(self._finish(track.track_id, state, out[1]))
-        t4 = time.perf_counter()
-        self._prev_gray = gray
+        return results
+
+    def _process_gpu(self, frame: Frame, tracks: list[Track], meta: tuple[int, int, float], t0: float,
+                     t1: float) -> list[FaceResult]:
+        """The GPU frame path: one upload, crop/flow/normalise/detectors on the GPU, probabilities back."""
+        assert self.gpu is not None
+        if not tracks:
+            self.gpu.infer(frame.image, [])  # keeps the frame as the previous one
+            self.timings["detect"] += t1 - t0
+            return [FaceResult(frame.index, frame.t_capture_ns, frame.t_wall)]
+        views = []
+        for track in tracks:
+            rgb = None
+            if self.engine.has_view_classifier:
+                size = self.engine.manifest.input.height
+                rgb = cv2.cvtColor(crop_square(frame.image, track.box, self.config.margin, size), cv2.COLOR_BGR2RGB)
+            views.append(self._view_of(track.track_id, rgb, frame.index))
+        t2 = time.perf_counter()
+        probs = self.gpu.infer(frame.image, [t.box for t in tracks], views)
+        t3 = time.perf_counter()
+        results = self._smooth(tracks, views, probs, meta)
         self.timings["detect"] += t1 - t0
-        self.timings["flow"] += t2 - t1
         self.timings["engine"] += t3 - t2
-        self.timings["median"] += t4 - t3
+        self.timings["median"] += time.perf_counter() - t3
         return results
 
     def flush(self) -> list[FaceResult]:
@@ -195,12 +240,16 @@ class Pipeline:
             results.extend(self._end_track(track_id))
         self.tracker.reset()
         self._prev_gray = None
+        if self.gpu is not None:
+            self.gpu.reset()
         return results
 
-    def _view_of(self, track_id: int, rgb: np.ndarray, index: int) -> int:
+    def _view_of(self, track_id: int, rgb: np.ndarray | None, index: int) -> int:
         m = self.engine.manifest
         state = self._state(track_id)
-        if self.engine.has_view_classifier and (state.view_probs is None or index % self.config.view_every == 0):
+        if rgb is not None and self.engine.has_view_classifier and (
+            state.view_probs is None or index % self.config.view_every == 0
+        ):
             if rgb.shape[:2] != (m.input.height, m.input.width):
                 rgb = cv2.resize(rgb, (m.input.width, m.input.height))
             sample = normalise(rgb, m.input)
