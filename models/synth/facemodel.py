@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.synth.rasterizer import blend_shapes
 from stream.au import BP4D_AUS
 from stream.errors import ConfigError
 
@@ -80,6 +81,7 @@ class FaceModel:
         self.paint_brows = z["paint_brows"].astype(np.float32) / 255.0
         self._add_derived_shapes()
         self.au_matrix = self._au_matrix()
+        self.shape_ptr, self.shape_vert, self.shape_delta = self._sparse_shapes()
 
     def _add_derived_shapes(self) -> None:
         """Append ``au6Cheek_L/R``: cheekSquint + 0.6 cheekRaiser, weighted to zero below the nose (y, cm)."""
@@ -96,6 +98,17 @@ class FaceModel:
             self.expr_names.append(f"au6Cheek_{side}")
         self.expr_deltas = np.concatenate([self.expr_deltas, np.stack(new).astype(np.float32)])
         self.expr_index = {n: i for i, n in enumerate(self.expr_names)}
+
+    def _sparse_shapes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Blendshapes in CSR form: shape k moves vertices ``vert[ptr[k]:ptr[k + 1]]`` by ``delta[...]`` (N, 3)
+        cm; vertices a shape does not move are left out (most shapes move a few thousand of the V vertices)."""
+        d = self.expr_deltas.reshape(len(self.expr_names), -1, 3)
+        moved = (d != 0).any(axis=2)
+        ptr = np.zeros(len(self.expr_names) + 1, np.int64)
+        ptr[1:] = np.cumsum(moved.sum(axis=1))
+        vert = np.concatenate([np.flatnonzero(m) for m in moved]).astype(np.int32)
+        delta = np.concatenate([d[k, m] for k, m in enumerate(moved)]).astype(np.float32)
+        return ptr, vert, np.ascontiguousarray(delta)
 
     @property
     def n_identity(self) -> int:
@@ -142,10 +155,12 @@ class FaceModel:
         return self.neutral + (id_weights[:n].astype(np.float32) @ self.id_deltas[:n]).reshape(-1, 3)
 
     def deform(self, base: np.ndarray, expr_weights: np.ndarray) -> np.ndarray:
-        """Mesh (V, 3) cm: ``base`` (V, 3) plus blendshapes with weights (K,) (one BLAS matrix-vector product)."""
+        """Mesh (V, 3) float32 cm: ``base`` (V, 3) plus blendshapes with weights (K,); only the shapes with a
+        non-zero weight and only the vertices they move are touched (sparse, deterministic summation order)."""
         if not np.any(expr_weights):
-            return base.copy()
-        return base + (expr_weights.astype(np.float32) @ self.expr_deltas).reshape(-1, 3)
+            return np.array(base, np.float32)
+        return blend_shapes(np.ascontiguousarray(base, np.float32), np.ascontiguousarray(expr_weights, np.float32),
+                            self.shape_ptr, self.shape_vert, self.shape_delta)  # fmt: skip
 
 
 @lru_cache(maxsize=2)

@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from models.synth.facemodel import FaceModel
-from models.synth.rasterizer import rasterize, shade, vertex_area, vertex_normals
+from models.synth.rasterizer import (
+    add_sensor_noise,
+    near_points,
+    rasterize_occluded,
+    shade,
+    shade_composite,
+    vertex_stage,
+)
 from models.synth.subject import PreparedSubject
 
 Box = tuple[float, float, float, float]
@@ -150,8 +157,6 @@ def render_face(
     verts = model.deform(subject.base, expr_weights)
     if eye_rotation != (0.0, 0.0):
         _rotate_eyes(model, subject, verts, eye_rotation)
-    posed = pose_vertices(verts, pose)
-    xy, depth = project(posed, camera_distance_cm)
     # face box from the neutral-expression landmarks: the box follows the head, not the expression
     lm_neutral = pose_vertices(subject.base[model.landmarks68], pose)
     lm_xy, _ = project(lm_neutral, camera_distance_cm)
@@ -161,41 +166,40 @@ def render_face(
     k = size * supersample / side  # render pixels per full-frame pixel
     pad = int(np.ceil(size * (context - 1.0) / 2.0)) * supersample
     res = size * supersample + 2 * pad
-    px = (xy * placement.scale + np.array([placement.ox - x0, placement.oy - y0], np.float32)) * k + pad
-    px = px.astype(np.float32)
-    # lighting per vertex (camera space)
-    normals = vertex_normals(posed.astype(np.float32), model.faces)
+    # normalised image coordinates -> render pixels: px = s * xy + (ox, oy)
+    to_px = np.array([placement.scale * k, (placement.ox - x0) * k + pad, (placement.oy - y0) * k + pad], np.float32)
     ldir = np.asarray(lighting.direction, np.float32)
     ldir = ldir / np.linalg.norm(ldir)
-    ndotl = np.clip(normals @ ldir, 0.0, None)
-    crease = vertex_area(verts.astype(np.float32), model.faces) / np.maximum(subject.rest_area, 1e-9)
-    # folds: compression darkens (ratio**crease); stretching brightens only slightly
-    crease = np.where(crease < 1.0, np.clip(crease, 0.4, 1.0) ** lighting.crease,
-                      1.0 + 0.15 * np.clip(crease - 1.0, 0.0, 0.6))  # fmt: skip
-    light = (np.asarray(lighting.ambient, np.float32)[None, :] + lighting.intensity * ndotl[:, None]
-             * np.asarray(lighting.colour, np.float32)[None, :]) * crease[:, None]  # fmt: skip
     half = ldir + np.array([0.0, 0.0, 1.0], np.float32)
     half /= np.linalg.norm(half)
-    ndoth = np.clip(normals @ half, 0.0, None)
-    spec = subject.specular * lighting.specular * lighting.intensity * ndoth**24.0 * np.minimum(crease, 1.0)
-    draw = np.ones(len(model.faces), np.bool_)
-    tri, b1, b2 = rasterize(px, depth, model.faces, draw, res, res)
-    img, cov = shade(
-        tri, b1, b2, model.faces, model.face_uv, model.uv, subject.albedo, light.astype(np.float32),
-        spec.astype(np.float32), _textured(model), subject.texture,
+    px, depth, light, spec = vertex_stage(
+        verts, model.faces, pose.rotation(), np.array([pose.tx, pose.ty, pose.tz], np.float32),
+        float(camera_distance_cm), to_px, subject.rest_area, ldir, half.astype(np.float32),
+        np.asarray(lighting.ambient, np.float32), np.asarray(lighting.colour, np.float32), float(lighting.intensity),
+        float(lighting.crease), subject.specular, float(lighting.specular * lighting.intensity),
     )  # fmt: skip
+    outer, inner, rim = _mouth_split(model)
+    tri, b1, b2 = rasterize_occluded(px, depth, model.faces, outer, inner, rim, res, res)
     out_res = res // supersample
-    if supersample > 1:
-        img = cv2.resize(img, (out_res, out_res), interpolation=cv2.INTER_AREA)
-        cov = cv2.resize(cov, (out_res, out_res), interpolation=cv2.INTER_AREA)
-    else:
-        cov = cv2.GaussianBlur(cov, (3, 3), 0.5)  # soften the silhouette a little
     pad //= supersample
     s = size / side
     m = np.array([[s, 0, (pad / s - x0) * s], [0, s, (pad / s - y0) * s]], np.float32)
     bg = cv2.warpAffine(background, m, (out_res, out_res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    out = bg.astype(np.float32) * (1.0 - cov[..., None]) + np.clip(img, 0.0, 1.0) * 255.0 * cov[..., None]
-    out8 = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if supersample > 1:
+        img, cov = shade(
+            tri, b1, b2, model.faces, model.face_uv, model.uv, subject.albedo, light, spec, _textured(model),
+            subject.texture,
+        )  # fmt: skip
+        img = cv2.resize(img, (out_res, out_res), interpolation=cv2.INTER_AREA)
+        cov = cv2.resize(cov, (out_res, out_res), interpolation=cv2.INTER_AREA)
+        out = bg.astype(np.float32) * (1.0 - cov[..., None]) + np.clip(img, 0.0, 1.0) * 255.0 * cov[..., None]
+        out8 = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    else:
+        cov = cv2.GaussianBlur((tri >= 0).astype(np.float32), (3, 3), 0.5)  # soften the silhouette a little
+        out8 = shade_composite(
+            tri, b1, b2, cov, bg, model.faces, model.face_uv, model.uv, subject.albedo, light, spec,
+            _textured(model), subject.texture,
+        )  # fmt: skip
     return FaceRender(
         crop=out8[pad : pad + size, pad : pad + size],
         alpha=cov[pad : pad + size, pad : pad + size],
@@ -209,6 +213,26 @@ def render_face(
 
 
 _TEXTURED_CACHE: dict[int, np.ndarray] = {}
+_MOUTH_CACHE: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+MOUTH_REGIONS = ("mouth_socket", "gums_tongue", "teeth_upper", "teeth_lower")
+MOUTH_RIM_CM = 1.0  # skin triangles this close (neutral mesh) to the inside of the mouth may show it behind them
+
+
+def _mouth_split(model: FaceModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(outer ids, inside-of-the-mouth ids, rim mask (F,)) for :func:`rasterize_occluded`: the inside of the mouth
+    (40 % of the triangles) is drawn only where the lips leave a gap."""
+    key = id(model)
+    if key not in _MOUTH_CACHE:
+        inside_v = np.isin(model.vertex_region, [model.region_id(n) for n in MOUTH_REGIONS])
+        inside_f = np.isin(model.face_region, [model.region_id(n) for n in MOUTH_REGIONS])
+        near_v = np.zeros(model.n_vertices, np.bool_)
+        outside = np.flatnonzero(~inside_v)
+        near_v[outside] = near_points(model.neutral[outside], model.neutral[inside_v], MOUTH_RIM_CM)
+        rim = near_v[model.faces].any(axis=1) & ~inside_f
+        _MOUTH_CACHE[key] = (
+            np.flatnonzero(~inside_f).astype(np.int32), np.flatnonzero(inside_f).astype(np.int32), rim
+        )  # fmt: skip
+    return _MOUTH_CACHE[key]
 
 
 def _textured(model: FaceModel) -> np.ndarray:
@@ -275,11 +299,12 @@ def make_background(rng: np.random.Generator, width: int, height: int) -> np.nda
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, noise_sigma: float, blur_sigma: float) -> np.ndarray:
-    """Camera effects on a uint8 image: Gaussian blur (sigma px) then Gaussian sensor noise (sigma in 0..255)."""
+    """Camera effects on a uint8 image: Gaussian blur (sigma px) then near-Gaussian sensor noise (sigma in 0..255;
+    see :func:`models.synth.rasterizer.add_sensor_noise`), drawn from ``rng``."""
     out = img
     if blur_sigma > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), blur_sigma)
-    if noise_sigma > 0:
-        noise = rng.standard_normal(out.shape).astype(np.float32) * noise_sigma
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if noise_sigma > 0:  # near-Gaussian noise from raw random bits (5x cheaper than rng.standard_normal)
+        raw = rng.bit_generator.random_raw((out.size + 1) // 2)
+        out = add_sensor_noise(np.ascontiguousarray(out), raw, float(noise_sigma))
     return out
