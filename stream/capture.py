@@ -171,6 +171,15 @@ class ImageFolderSource:
         self._files = []
 
 
+def probe(spec: str) -> SourceInfo:
+    """Open ``spec`` in this process just to read its size, frame rate and length (files and folders)."""
+    source = make_source(spec)
+    try:
+        return source.open()
+    finally:
+        source.close()
+
+
 def make_source(spec: str) -> CaptureSource:
     """``"0"`` -> camera 0; a directory -> image folder; anything else -> video file or URL."""
     if not spec.isdigit() and Path(spec).is_dir():

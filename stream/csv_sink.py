@@ -1,6 +1,7 @@
 """OpenFace-compatible CSV output.
 
-Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds from the first frame),
+Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds: the frame's time in the video,
+``index / fps``, for files; seconds since the first captured frame for live sources),
 ``confidence``, ``success``, then ``AUxx_c`` (0/1 presence after the median) for each AU, then ``AUxx_p`` (raw
 probability). OpenFace and py-feat readers load it. A no-face frame is a row with ``success`` 0 and empty
 AU values. Rows are flushed as they are written, so an error mid-file loses nothing already computed.
@@ -30,7 +31,7 @@ def csv_columns(aus: Sequence[int]) -> list[str]:
 class OpenFaceCsvWriter:
     """A :class:`~stream.publish.Sink` writing one row per frame and face."""
 
-    def __init__(self, path: Path | str, aus: Sequence[int], flush_every: int = 25) -> None:
+    def __init__(self, path: Path | str, aus: Sequence[int], flush_every: int = 25, fps: float | None = None) -> None:
         self.path = Path(path)
         self.aus = tuple(aus)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,7 @@ class OpenFaceCsvWriter:
         self._writer.writerow(csv_columns(self.aus))
         self._t0_ns: int | None = None
         self._flush_every = flush_every
+        self._fps = fps if fps and fps > 0 else None
         self.rows = 0
 
     def publish_results(self, results: Sequence[FaceResult]) -> None:
@@ -48,7 +50,8 @@ class OpenFaceCsvWriter:
             if self._t0_ns is None:
                 self._t0_ns = r.t_capture_ns
             row: list[Any] = [r.frame_index + 1, r.track_id if r.track_id is not None else 0]
-            row.append(f"{(r.t_capture_ns - self._t0_ns) / 1e9:.3f}")
+            seconds = r.frame_index / self._fps if self._fps else (r.t_capture_ns - self._t0_ns) / 1e9
+            row.append(f"{seconds:.3f}")
             if r.no_face:
                 row += ["0.00", 0] + [""] * (2 * len(self.aus))
             else:

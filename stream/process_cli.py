@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.capture import CaptureConfig
+    from stream.capture import CaptureConfig, probe
     from stream.csv_sink import OpenFaceCsvWriter
     from stream.errors import SourceError
     from stream.pipeline import Pipeline
@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     pipeline_config = pipeline_config_from_args(args)
     capture_config = CaptureConfig(source=args.video, realtime=False, live=False)
+    info = probe(args.video)  # a missing or unreadable file fails here, before the engine loads
     pipeline = Pipeline(pipeline_config)
-    writer = OpenFaceCsvWriter(args.csv, pipeline.aus)
+    writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps)
     failure: SourceError | None = None
     stats = RunStats()
     try:

@@ -117,6 +117,8 @@ def test_process_cli_writes_csv_plot_and_config(
     assert (tmp_path / "o.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "o.csv.config.json").read_text())
     assert config["pipeline"]["engine"] == str(tiny_engine)
+    rows = list(csv.DictReader(out.open()))
+    assert [float(r["timestamp"]) for r in rows] == [round(i / 25.0, 3) for i in range(n_frames)]  # video time
 
 
 @pytest.mark.parametrize(
