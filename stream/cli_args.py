@@ -21,8 +21,11 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lookahead", type=int, default=0,
                    help="median look-ahead in frames: 0 = causal (default); (window-1)/2 = centred, adds latency")
     g.add_argument("--max-faces", type=int, default=1, help="faces tracked, largest first; one stream per track id")
-    g.add_argument("--detect-every", type=int, default=3, help="run the face detector every N frames (default 3)")
-    g.add_argument("--threads", type=int, default=1, help="engine threads (default 1; capture uses the other core)")
+    g.add_argument("--detect-every", type=int, default=5,
+                   help="look for new faces in the whole frame every N frames (default 5); tracks are re-detected "
+                        "in a small region every frame")
+    g.add_argument("--threads", type=int, default=2,
+                   help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
