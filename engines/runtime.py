@@ -101,31 +101,41 @@ class TorchRuntime:
     ) -> None:
         try:
             import torch
-            from safetensors.torch import load_file
         except ImportError as exc:
             raise MissingExtraError("torch", "train") from exc
         if Path(path).suffix != ".safetensors":
             raise EngineError(f"the torch runtime needs a .safetensors file, got {path}; use --runtime onnx")
-        if architecture is None or num_outputs is None:
-            raise EngineError("the torch runtime needs the manifest's architecture and AU count")
-        from models.registry import create_model
-
         torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device(device)
-        model = create_model(architecture, num_outputs, **(architecture_kwargs or {}))
-        try:
-            model.load_state_dict(load_file(str(path)), strict=True)
-        except RuntimeError as exc:
-            raise EngineError(
-                f"{path} does not fit architecture {architecture!r}: {exc}; rebuild with `aunets build-engine`"
-            ) from exc
+        model = load_registry_model(path, architecture, num_outputs, architecture_kwargs, "torch")
         self._model = model.eval().to(self._device)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
             out = self._model(self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device))
         return np.asarray(out.float().cpu().numpy(), dtype=np.float32)
+
+
+def load_registry_model(
+    path: Path, architecture: str | None, num_outputs: int | None, kwargs: dict[str, Any] | None, runtime: str
+) -> Any:
+    """Rebuild ``architecture`` through the model registry and load the safetensors weights ``path`` into it
+    (strictly: every tensor must fit). Used by the torch-based runtimes."""
+    if architecture is None or num_outputs is None:
+        raise EngineError(f"the {runtime} runtime needs the manifest's architecture and AU count")
+    from safetensors.torch import load_file
+
+    from models.registry import create_model
+
+    model = create_model(architecture, num_outputs, **(kwargs or {}))
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as exc:
+        raise EngineError(
+            f"{path} does not fit architecture {architecture!r}: {exc}; rebuild with `aunets build-engine`"
+        ) from exc
+    return model
 
 
 def _torch_factory(path: Path, threads: int = 1, **kwargs: Any) -> EngineRuntime:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engines.runtime import EngineRuntime, register_runtime
+from engines.runtime import EngineRuntime, load_registry_model, register_runtime
 from stream.errors import ConfigError, EngineError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -166,20 +166,7 @@ class CudaRuntime:
                 f"the cuda runtime runs .safetensors detectors, got {path}; build the bundle with safetensors "
                 f"weights (`aunets build-engine`) or use --runtime onnx"
             )
-        if architecture is None or num_outputs is None:
-            raise EngineError("the cuda runtime needs the manifest's architecture and AU count")
-        from safetensors.torch import load_file
-
-        from models.registry import create_model
-
-        model = create_model(architecture, num_outputs, **(kwargs or {}))
-        try:
-            model.load_state_dict(load_file(str(path)), strict=True)
-        except RuntimeError as exc:
-            raise EngineError(
-                f"{path} does not fit architecture {architecture!r}: {exc}; rebuild with `aunets build-engine`"
-            ) from exc
-        return model
+        return load_registry_model(path, architecture, num_outputs, kwargs, "cuda")
 
     def _prepare(self, module: Any) -> Any:
         torch = self._torch

@@ -38,7 +38,8 @@ class PipelineConfig:
     ``trt``. ``flow``: flow backend name (None: the one in the manifest). ``median_window``: odd window in
     frames (None: the manifest's). ``lookahead``: frames of look-ahead of the median, 0 = causal.
     ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track.
-    ``threads``: engine intra-op threads. ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
+    ``threads``: engine intra-op threads (2: the capture process leaves most of the second core free).
+    ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
     flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``).
     """
 
@@ -50,7 +51,7 @@ class PipelineConfig:
     margin: float = 1.3
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     view_every: int = 5
-    threads: int = 1
+    threads: int = 2
     device: str = "cpu"
 
     def to_json(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,27 @@ import zmq
 from stream.capture import CaptureConfig
 from stream.csv_sink import OpenFaceCsvWriter, csv_columns
 from stream.face import TrackerConfig
-from stream.pipeline import Pipeline, PipelineConfig
+from stream.pipeline import FaceResult, Pipeline, PipelineConfig
 from stream.publish import ZmqPublisher
 from stream.runner import run_stream
 
 BLANK = range(20, 30)  # frames of write_test_video that hold no face
+
+
+class Collect:
+    """A sink that keeps every frame result in memory."""
+
+    def __init__(self) -> None:
+        self.results: list[FaceResult] = []
+
+    def publish_results(self, results: Sequence[FaceResult]) -> None:
+        self.results.extend(r for r in results if not r.events_only)
+
+    def publish_status(self, status: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _subscriber(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
@@ -84,21 +101,10 @@ def test_video_through_pipeline_to_zmq_subscriber_and_csv(
 
 def test_centred_median_lookahead_keeps_every_frame(tiny_engine: Path, test_video: tuple[Path, int]) -> None:
     video, n_frames = test_video
-    collected = []
-
-    class Collect:
-        def publish_results(self, results: list) -> None:
-            collected.extend(r for r in results if not r.events_only)
-
-        def publish_status(self, status: object) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
+    collect = Collect()
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine, median_window=5, lookahead=2))
-    run_stream(CaptureConfig(str(video)), pipeline, [Collect()])
-    assert sorted(r.frame_index for r in collected) == list(range(n_frames))
+    run_stream(CaptureConfig(str(video)), pipeline, [collect])
+    assert sorted(r.frame_index for r in collect.results) == list(range(n_frames))
 
 
 def _aunets(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -182,20 +188,10 @@ def test_max_faces_gives_one_stream_per_track(tiny_engine: Path, tmp_path: Path)
         right[45:315, 80:560] = small
         writer.write(np.hstack([f, right]))
     writer.release()
-    results = []
-
-    class Collect:
-        def publish_results(self, rs: list) -> None:
-            results.extend(r for r in rs if not r.events_only)
-
-        def publish_status(self, status: object) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
+    collect = Collect()
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine, tracker=TrackerConfig(max_faces=2)))
-    run_stream(CaptureConfig(str(video)), pipeline, [Collect()])
+    run_stream(CaptureConfig(str(video)), pipeline, [collect])
+    results = collect.results
     by_track: dict[int, list[int]] = {}
     for r in results:
         assert r.track_id is not None
