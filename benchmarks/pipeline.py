@@ -34,7 +34,7 @@ from stream.capture import Capture, CaptureConfig  # noqa: E402
 from stream.csv_sink import OpenFaceCsvWriter  # noqa: E402
 from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from stream.publish import ZmqPublisher  # noqa: E402
-from stream.runner import run_stream  # noqa: E402
+from stream.runner import LatencyHistogram, run_stream  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -90,11 +90,11 @@ def live(engine: Path | None, seconds: float, loop: bool) -> dict:
     thread.start()
     pipeline = Pipeline(PipelineConfig(engine=engine))
     t_start = time.monotonic()
-    latencies: list[float] = []
+    latency = LatencyHistogram()
     frames = dropped = 0
     while True:
         stats = run_stream(CaptureConfig(str(CLIP), realtime=True), pipeline, [pub])
-        latencies += stats.latencies_ms
+        latency.merge(stats.latency)
         frames += stats.frames
         dropped += stats.dropped
         memory.append((round(time.monotonic() - t_start, 1), round(rss_mb(), 1)))
@@ -106,14 +106,12 @@ def live(engine: Path | None, seconds: float, loop: bool) -> dict:
     pub.close()
     sub.close(0)
     ctx.term()
-    lat = np.asarray(latencies)
     rec = np.asarray(receipt_ms)
     return {
         "frames": frames,
         "dropped": dropped,
         "seconds": round(time.monotonic() - t_start, 1),
-        "capture_to_publish_ms": {"p50": round(float(np.percentile(lat, 50)), 2),
-                                  "p99": round(float(np.percentile(lat, 99)), 2)},
+        "capture_to_publish_ms": {"p50": round(latency.percentile(50), 2), "p99": round(latency.percentile(99), 2)},
         "capture_to_receipt_ms": {"p50": round(float(np.percentile(rec, 50)), 2),
                                   "p99": round(float(np.percentile(rec, 99)), 2)} if len(rec) else None,
         "rss_mb_over_time": memory,

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from stream.errors import SourceError
+from stream.face import FaceTracker, Track, TrackerConfig, YuNetDetector
 from stream.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ def make_source(spec: str) -> CaptureSource:
 class CaptureConfig:
     """``source``: camera index, file, URL or folder. ``realtime``: pace file sources to their frame rate.
     ``slots``: frames in the shared ring (>= 3). ``live``: force the latest-frame policy (None: by source kind).
+    ``tracker``: when set, the capture process also tracks faces (YuNet) and hands the tracks over with each
+    frame, so detection runs on the second core, in parallel with the pipeline's flow and engine.
     """
 
     source: str
@@ -198,15 +201,21 @@ class CaptureConfig:
     slots: int = 4
     live: bool | None = None
     start_timeout_s: float = 30.0
+    tracker: TrackerConfig | None = None
 
 
 # slot states
 _FREE, _FILLED, _READING, _WRITING = 0, 1, 2, 3
+_TRACK_FIELDS = 6  # track id, x, y, w, h, score
 
 
 def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> None:
     """Body of the capture process."""
     cond, states, meta, counters = shared["cond"], shared["states"], shared["meta"], shared["counters"]
+    track_meta = shared["tracks"]
+    cv2.setNumThreads(1)  # this process has one core's worth of work; leave the other to the pipeline
+    tracker = FaceTracker(YuNetDetector(), config.tracker) if config.tracker else None
+    per_slot = 1 + (config.tracker.max_faces if config.tracker else 0) * _TRACK_FIELDS
     source = make_source(config.source)
     try:
         info = source.open()
@@ -241,6 +250,11 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
             t_ns, t_wall = time.monotonic_ns(), time.time()
             if image.shape != (info.height, info.width, 3) or image.nbytes != frame_bytes:
                 image = cv2.resize(image, (info.width, info.height))
+            tracks: list[Track] = []
+            if tracker is not None:
+                t_track = time.perf_counter_ns()
+                tracks = tracker.update(image)
+                counters[2] += time.perf_counter_ns() - t_track
             with cond:
                 slot = _free_slot(states, live, counters, cond, shared["stop"])
                 if slot < 0:
@@ -251,6 +265,11 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 meta[slot * 3] = index
                 meta[slot * 3 + 1] = t_ns
                 meta[slot * 3 + 2] = t_wall
+                base = slot * per_slot
+                track_meta[base] = len(tracks)
+                for k, t in enumerate(tracks):
+                    track_meta[base + 1 + k * _TRACK_FIELDS : base + 1 + (k + 1) * _TRACK_FIELDS] = [
+                        t.track_id, *t.box, t.score]
                 states[slot] = _FILLED
                 cond.notify_all()
             index += 1
@@ -303,11 +322,17 @@ class Capture:
         self._proc: Any = None
         self._shm: shared_memory.SharedMemory | None = None
         self.error: str | None = None
+        self._per_slot = 1 + (config.tracker.max_faces if config.tracker else 0) * _TRACK_FIELDS
 
     @property
     def dropped(self) -> int:
         """Frames a live source produced that were replaced by newer ones before being processed."""
         return int(self._shared["counters"][0]) if self._proc is not None else 0
+
+    @property
+    def detect_seconds(self) -> float:
+        """Time the capture process spent tracking faces (with ``tracker`` set), in seconds."""
+        return int(self._shared["counters"][2]) / 1e9 if self._proc is not None else 0.0
 
     def start(self) -> SourceInfo:
         ctx = self._ctx
@@ -317,7 +342,8 @@ class Capture:
             "cond": ctx.Condition(),
             "states": ctx.RawArray("b", slots),
             "meta": ctx.RawArray("d", slots * 3),
-            "counters": ctx.RawArray("q", 2),
+            "counters": ctx.RawArray("q", 3),  # dropped, end of stream, tracking ns
+            "tracks": ctx.RawArray("d", slots * self._per_slot),
             "stop": ctx.Event(),
             "reply": ctx.Queue(),
         }
@@ -377,7 +403,17 @@ class Capture:
                     reading = order[0]
                 states[reading] = _READING
                 index, t_ns, t_wall = int(meta[reading * 3]), int(meta[reading * 3 + 1]), float(meta[reading * 3 + 2])
-            yield Frame(index=index, t_capture_ns=t_ns, t_wall=t_wall, image=self._ring[reading])
+                tracks = self._tracks(reading) if self.config.tracker else None
+            yield Frame(index=index, t_capture_ns=t_ns, t_wall=t_wall, image=self._ring[reading], tracks=tracks)
+
+    def _tracks(self, slot: int) -> tuple[Track, ...]:
+        data = self._shared["tracks"]
+        base = slot * self._per_slot
+        out = []
+        for k in range(int(data[base])):
+            f = data[base + 1 + k * _TRACK_FIELDS : base + 1 + (k + 1) * _TRACK_FIELDS]
+            out.append(Track(track_id=int(f[0]), box=(f[1], f[2], f[3], f[4]), score=f[5]))
+        return tuple(out)
 
     def _check_error(self) -> None:
         try:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stream.face import Track
 
 
 @dataclass(frozen=True, eq=False)
@@ -16,9 +20,12 @@ class Frame:
     ``t_wall``: ``time.time()`` at the same moment, in seconds since the epoch.
     ``image``: ``uint8`` HxWx3, BGR (OpenCV order). When the frame comes from a :class:`~stream.capture.Capture`
     it is a view into shared memory, valid until the next frame is requested: copy what you keep.
+    ``tracks``: the faces tracked in this frame when the capture process tracked them (largest first), else
+    None and the pipeline tracks faces itself.
     """
 
     index: int
     t_capture_ns: int
     t_wall: float
     image: np.ndarray
+    tracks: tuple[Track, ...] | None = None

@@ -140,6 +140,8 @@ class Pipeline:
         elif self.config.device != "cpu":
             raise ConfigError(f"unknown device {self.config.device!r}; choose cpu or cuda")
         self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
+        self.tracking_in_capture = detector is None
+        """The default YuNet tracking can run in the capture process (see :func:`stream.runner.run_stream`)."""
         self._prev_gray: np.ndarray | None = None
         self._tracks: dict[int, _TrackState] = {}
         self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "engine": 0.0, "median": 0.0}
@@ -154,7 +156,7 @@ class Pipeline:
         m = self.engine.manifest
         spec = m.input
         t0 = time.perf_counter()
-        tracks = self.tracker.update(frame.image)
+        tracks = list(frame.tracks) if frame.tracks is not None else self.tracker.update(frame.image)
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         t1 = time.perf_counter()
         meta = (frame.index, frame.t_capture_ns, frame.t_wall)

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,32 @@ from stream.publish import Sink
 log = logging.getLogger(__name__)
 
 
+class LatencyHistogram:
+    """Latencies in ms, counted in fixed 0.05 ms bins up to 5 s (the last bin holds everything slower), so a
+    run of any length keeps constant memory. Percentiles are bin centres: exact to 0.025 ms."""
+
+    BIN_MS = 0.05
+    MAX_MS = 5000.0
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(int(self.MAX_MS / self.BIN_MS) + 1, dtype=np.int64)
+        self.n = 0
+
+    def add(self, ms: float) -> None:
+        self.counts[min(int(max(ms, 0.0) / self.BIN_MS), len(self.counts) - 1)] += 1
+        self.n += 1
+
+    def merge(self, other: LatencyHistogram) -> None:
+        self.counts += other.counts
+        self.n += other.n
+
+    def percentile(self, q: float) -> float:
+        if self.n == 0:
+            return float("nan")
+        index = int(np.searchsorted(np.cumsum(self.counts), max(1.0, q / 100.0 * self.n)))
+        return (index + 0.5) * self.BIN_MS
+
+
 @dataclass
 class RunStats:
     """Counters and latencies of one run. Latency: capture timestamp -> results handed to the sinks, in ms."""
@@ -29,7 +55,7 @@ class RunStats:
     no_face: int = 0
     dropped: int = 0
     seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     stage_s: dict[str, float] = field(default_factory=dict)
     publish_s: float = 0.0
 
@@ -38,7 +64,7 @@ class RunStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+        return self.latency.percentile(q)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -77,6 +103,9 @@ def run_stream(
     stats = RunStats()
     recent: deque[float] = deque(maxlen=2000)
     bar = None
+    if pipeline.tracking_in_capture and capture_config.tracker is None:
+        # face tracking depends only on the frames: run it in the capture process, on the other core
+        capture_config = replace(capture_config, tracker=pipeline.config.tracker)
     with Capture(capture_config) as cap:
         assert cap.info is not None
         if progress:
@@ -107,7 +136,9 @@ def run_stream(
             _deliver(pipeline.flush(), sinks, stats, recent)
             stats.seconds = time.perf_counter() - t_start
             stats.dropped = cap.dropped
+            detect = cap.detect_seconds if capture_config.tracker else 0.0
             stats.stage_s = {**pipeline.timings, "publish": stats.publish_s}
+            stats.stage_s["detect"] += detect
             if bar is not None:
                 bar.close()
     return stats
@@ -129,7 +160,7 @@ def _deliver(results: Sequence[Any], sinks: Sequence[Sink], stats: RunStats, rec
         else:
             stats.faces += 1
         latency = (now_ns - r.t_capture_ns) / 1e6
-        stats.latencies_ms.append(latency)
+        stats.latency.add(latency)
         recent.append(latency)
 
 

@@ -73,3 +73,19 @@ def test_image_folder_source(tmp_path: Path) -> None:
 def test_empty_folder_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="has no images"), Capture(CaptureConfig(str(tmp_path))):
         pass
+
+
+def test_capture_process_can_track_faces_and_hand_tracks_over(tmp_path: Path) -> None:
+    from stream.face import TrackerConfig
+    from tests.conftest import write_test_video
+
+    video = tmp_path / "clip.mp4"
+    n = write_test_video(video)  # frames 20..29 hold no face
+    with Capture(CaptureConfig(str(video), tracker=TrackerConfig())) as cap:
+        tracks = [f.tracks for f in cap.frames()]
+        assert cap.detect_seconds > 0
+    assert len(tracks) == n
+    assert all(t is not None for t in tracks)
+    assert [len(t) for t in tracks if t is not None] == [0 if 20 <= i < 30 else 1 for i in range(n)]
+    first = tracks[0]
+    assert first is not None and first[0].track_id == 0 and first[0].box[2] > 100

@@ -54,3 +54,19 @@ def test_events_onset_and_offset_with_peak() -> None:
     assert events[1].peak_probability == pytest.approx(0.9)
     assert events[1].duration_s == pytest.approx(2.0)
     assert events[0].track_id == 3
+
+
+def test_latency_histogram_percentiles_match_numpy_within_a_bin() -> None:
+    from stream.runner import LatencyHistogram
+
+    rng = np.random.default_rng(0)
+    values = rng.gamma(4.0, 3.0, size=5000)
+    hist = LatencyHistogram()
+    for v in values:
+        hist.add(float(v))
+    for q in (1, 50, 90, 99):
+        assert hist.percentile(q) == pytest.approx(np.percentile(values, q), abs=0.1)
+    other = LatencyHistogram()
+    other.add(1e6)  # beyond the last bin: counted there
+    hist.merge(other)
+    assert hist.n == 5001 and hist.percentile(100) == pytest.approx(LatencyHistogram.MAX_MS, abs=0.1)
