@@ -244,6 +244,7 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 image = source.read()
             except SourceError as exc:
                 ctrl.put(("error", str(exc)))
+                counters[3] = 1  # tells the consumer to wait for the message: Queue.put is asynchronous
                 break
             if image is None:
                 break
@@ -342,7 +343,7 @@ class Capture:
             "cond": ctx.Condition(),
             "states": ctx.RawArray("b", slots),
             "meta": ctx.RawArray("d", slots * 3),
-            "counters": ctx.RawArray("q", 3),  # dropped, end of stream, tracking ns
+            "counters": ctx.RawArray("q", 4),  # dropped, end of stream, tracking ns, error sent
             "tracks": ctx.RawArray("d", slots * self._per_slot),
             "stop": ctx.Event(),
             "reply": ctx.Queue(),
@@ -416,9 +417,10 @@ class Capture:
         return tuple(out)
 
     def _check_error(self) -> None:
+        wait = 10.0 if self._shared["counters"][3] else 0.0
         try:
-            while True:
-                kind, payload = self._ctrl.get_nowait()
+            while self.error is None:
+                kind, payload = self._ctrl.get(timeout=wait) if wait else self._ctrl.get_nowait()
                 if kind == "error":
                     self.error = str(payload)
         except queue.Empty:
