@@ -157,7 +157,6 @@ class Pipeline:
         spec = m.input
         t0 = time.perf_counter()
         tracks = list(frame.tracks) if frame.tracks is not None else self.tracker.update(frame.image)
-        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         t1 = time.perf_counter()
         meta = (frame.index, frame.t_capture_ns, frame.t_wall)
         results: list[FaceResult] = []
@@ -166,6 +165,8 @@ class Pipeline:
             results.extend(self._end_track(track_id))
         if self.gpu is not None:
             return results + self._process_gpu(frame, tracks, meta, t0, t1)
+        # the previous frame is only needed (in grey) for the flow of engines that use it
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if spec.uses_flow else None
         if not tracks:
             self._prev_gray = gray
             self.timings["detect"] += t1 - t0
@@ -178,7 +179,7 @@ class Pipeline:
             crop = crop_square(frame.image, track.box, self.config.margin, spec.height)
             rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
             flow_img = None
-            if spec.uses_flow:
+            if prev is not None:  # the engine uses flow
                 p = crop_square(prev, track.box, self.config.margin, spec.height)
                 c = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
                 fc = self.flow_config

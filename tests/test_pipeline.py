@@ -201,3 +201,14 @@ def test_max_faces_gives_one_stream_per_track(tiny_engine: Path, tmp_path: Path)
     first = [r for r in results if r.frame_index == 0]
     assert first[0].box is not None and first[1].box is not None
     assert first[0].box[2] > first[1].box[2]  # largest face first
+
+
+def test_rgb_only_engine_runs_without_flow(test_video: tuple[Path, int], tmp_path: Path) -> None:
+    from tests.conftest import build_tiny_engine
+
+    video, n_frames = test_video
+    collect = Collect()
+    pipeline = Pipeline(PipelineConfig(engine=build_tiny_engine(tmp_path / "rgb", fusion="rgb")))
+    run_stream(CaptureConfig(str(video)), pipeline, [collect])
+    assert [r.frame_index for r in collect.results] == list(range(n_frames))
+    assert sum(r.no_face for r in collect.results) == 10
