@@ -27,13 +27,13 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from bench_clip import load_frames  # noqa: E402  (benchmarks/bench_clip.py)
 from tqdm import tqdm  # noqa: E402
 
-from stream.face import YuNetDetector, crop_square  # noqa: E402
+from stream.face import crop_square  # noqa: E402
 from stream.flow import DISFlow, FarnebackFlow, FlowBackend  # noqa: E402
 from stream.flow_cuda_cv import create_cv_cuda_flow, cv_cuda_flow_status  # noqa: E402
 from stream.flow_torch import TorchTVL1Flow  # noqa: E402
@@ -73,16 +73,7 @@ def motion_pair(
 
 
 def clip_crops(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(CLIP))
-    frames: list[np.ndarray] = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    dets = YuNetDetector().detect(frames[0])
-    box = dets[0].box if dets else (200.0, 50.0, 200.0, 250.0)
+    frames, box = load_frames(n)
     return [cv2.cvtColor(crop_square(f, box, 1.3, SIZE), cv2.COLOR_BGR2GRAY) for f in frames]
 
 

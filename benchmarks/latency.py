@@ -39,10 +39,10 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from bench_clip import load_frames  # noqa: E402  (benchmarks/bench_clip.py)
 from tqdm import tqdm  # noqa: E402
 
 from engines.manifest import InputSpec, Manifest  # noqa: E402
@@ -50,7 +50,7 @@ from engines.preprocess import compose_input  # noqa: E402
 from engines.runtime_cuda import CUDA_PRESETS, CudaRuntime, CudaRuntimeConfig  # noqa: E402
 from models.registry import create_model  # noqa: E402
 from stream.au import BP4D_AUS  # noqa: E402
-from stream.face import YuNetDetector, crop_square  # noqa: E402
+from stream.face import crop_square  # noqa: E402
 from stream.flow import DISFlow, encode_flow  # noqa: E402
 from stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
 
@@ -63,23 +63,6 @@ def stats(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms, dtype=np.float64)
     return {"n": int(a.size), "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
             "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "fps": float(1000.0 / a.mean())}
-
-
-def load_frames(n: int) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
-    cap = cv2.VideoCapture(str(CLIP))
-    frames: list[np.ndarray] = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if not frames:
-        raise SystemExit(f"cannot decode {CLIP}")
-    dets = YuNetDetector().detect(frames[0])
-    box = dets[0].box if dets else (frames[0].shape[1] / 4, frames[0].shape[0] / 4,
-                                     frames[0].shape[1] / 2, frames[0].shape[0] / 2)
-    return frames, box
 
 
 def faithful_manifest() -> Manifest:

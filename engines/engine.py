@@ -31,9 +31,13 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 class AUEngine:
-    """Runs an engine bundle. Each detector file is loaded once even when several views share it."""
+    """Runs an engine bundle. Each detector file is loaded once even when several views share it.
 
-    def __init__(self, path: Path, manifest: Manifest, runtime: str = "onnx", threads: int = 1) -> None:
+    ``detectors=False`` loads only the view classifier (the GPU frame path runs the detectors itself).
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, runtime: str = "onnx", threads: int = 1,
+                 detectors: bool = True) -> None:
         self.path = path
         self.manifest = manifest
         self.runtime = runtime
@@ -43,7 +47,7 @@ class AUEngine:
         }
         self._files: dict[str, EngineRuntime] = {}
         warmup = np.zeros((1, *manifest.input.tensor_shape), dtype=np.float32)
-        for name in sorted(set(manifest.detectors.values())):
+        for name in sorted(set(manifest.detectors.values())) if detectors else []:
             heads = [h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name]
             n_heads = 1 + max(heads, default=0)
             weights = weight_file(manifest, name, runtime)
@@ -85,6 +89,8 @@ class AUEngine:
         """
         if len(views) != len(samples):
             raise ValueError(f"{len(samples)} samples but {len(views)} views")
+        if not self._files:
+            raise EngineError("this engine was loaded with detectors=False (view classifier only)")
         m = self.manifest
         n_aus = len(m.aus)
         resolved = [v if v in m.detectors else m.default_view for v in views]
@@ -117,8 +123,9 @@ def weight_file(manifest: Manifest, name: str, runtime: str) -> str:
     return name
 
 
-def load_engine(path: Path | str | None = None, runtime: str = "onnx", threads: int = 1) -> AUEngine:
-    """Load and validate an engine bundle (``None``: the embedded default engine)."""
+def load_engine(path: Path | str | None = None, runtime: str = "onnx", threads: int = 1,
+                detectors: bool = True) -> AUEngine:
+    """Load and validate an engine bundle (``None``: the embedded default engine); ``detectors``: see AUEngine."""
     bundle = Path(path) if path is not None else default_engine_path()
     if path is None and not (bundle / MANIFEST_NAME).is_file():
         raise EngineError(
@@ -128,4 +135,4 @@ def load_engine(path: Path | str | None = None, runtime: str = "onnx", threads: 
     manifest = load_manifest(bundle)
     log.info("engine %s: %s, AUs %s, views %s, %s", manifest.name, manifest.input.layout, list(manifest.aus),
              list(manifest.views), runtime)
-    return AUEngine(bundle, manifest, runtime=runtime, threads=threads)
+    return AUEngine(bundle, manifest, runtime=runtime, threads=threads, detectors=detectors)

@@ -122,7 +122,9 @@ class Pipeline:
         detector: FaceDetector | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
-        self.engine = engine or load_engine(self.config.engine, self.config.runtime, self.config.threads)
+        # on the GPU path the detectors run in GpuFramePath; the engine here only gives the view classifier
+        self.engine = engine or load_engine(self.config.engine, self.config.runtime, self.config.threads,
+                                            detectors=self.config.device != "cuda")
         m = self.engine.manifest
         self.aus = m.aus
         self.window = self.config.median_window or m.median_window

@@ -26,6 +26,17 @@ def test_tiny_engine_loads_and_predicts(tiny_engine: Path) -> None:
     assert p.shape == (3, 12) and ((p > 0) & (p < 1)).all()
 
 
+def test_view_classifier_only_engine_for_the_gpu_path() -> None:
+    import numpy as np
+
+    engine = load_engine(None, detectors=False)  # the embedded default: detectors + view classifier
+    size = engine.manifest.input.height
+    probs = engine.classify_view(np.zeros((2, 3, size, size), np.float32))
+    assert probs is not None and probs.shape == (2, 9)
+    with pytest.raises(EngineError, match="detectors=False"):
+        engine.predict(np.zeros((1, *engine.manifest.input.tensor_shape), np.float32), [4])
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

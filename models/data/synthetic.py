@@ -2,7 +2,7 @@
 
 Layout of ``DIR``::
 
-    manifest.json   {"generator": "aunets-synth", "version": 1, "aus": [...], "fps": 25,
+    manifest.json   {"generator": "aunets-synth", "version": 2, "aus": [...], "fps": 25,
                      "splits": {"train": [...], "val": [...], "test": [...]}, "view_grid": {...}, ...}
     labels.csv      sequence,subject,split,view,frame,yaw,pitch,roll,box_x,box_y,box_w,box_h,crop,full,
                     AU01..AUnn (presence 0/1), AU01_i..AUnn_i (intensity)

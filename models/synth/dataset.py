@@ -44,7 +44,7 @@ from stream.view import ViewGrid
 log = logging.getLogger(__name__)
 
 GENERATOR = "aunets-synth"
-VERSION = 1
+VERSION = 2  # 2: stronger AU1/4/15/23/24 shapes (facemodel.AU_BLENDSHAPES)
 LABEL_COLUMNS: list[str] = (
     ["sequence", "subject", "split", "view", "frame", "yaw", "pitch", "roll", "box_x", "box_y", "box_w", "box_h",
      "crop", "full"]

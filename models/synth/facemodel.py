@@ -20,6 +20,7 @@ from stream.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ASSET_NAME = "ict_facekit_synth.npz"
+MAX_SHAPE_WEIGHT = 2.0  # blendshape weights are extrapolated up to this (see AU_BLENDSHAPES)
 
 # AU -> {blendshape: weight at intensity 1}. From assets/au_blendshapes.json (ICT README table), with the changes
 # below chosen by looking at the preview contact sheet (models/synth/README.md explains each):
@@ -27,20 +28,23 @@ ASSET_NAME = "ict_facekit_synth.npz"
 #       also lift the lip corners, which made AU6 look like a weak AU12);
 #  AU10: mouthUpperUp (ARKit convention: raises the upper lip, deepens the nasolabial fold) plus a little
 #        mouthShrugUpper; the README's mouthShrugUpper alone barely moves the upper lip;
-#  AU23: lip roll in + pucker (narrow, thin lips), only a little press, so that it differs from AU24.
+#  AU23: lip roll in + pucker (narrow, thin lips), only a little press, so that it differs from AU24;
+#  generator v2: AU1, AU4, AU15, AU23 and AU24 scaled up (weights above 1 extrapolate the shape) because ICT's
+#  shapes for them move the skin at most 0.4-0.6 cm at weight 1, under a pixel at level B in a 112 px crop, where
+#  an apex (level E) AU4 lowers the brows by about a centimetre.
 AU_BLENDSHAPES: dict[int, dict[str, float]] = {
-    1: {"browInnerUp_L": 1.0, "browInnerUp_R": 1.0},
+    1: {"browInnerUp_L": 1.3, "browInnerUp_R": 1.3},
     2: {"browOuterUp_L": 1.0, "browOuterUp_R": 1.0},
-    4: {"browDown_L": 1.0, "browDown_R": 1.0},
+    4: {"browDown_L": 1.7, "browDown_R": 1.7},
     6: {"au6Cheek_L": 1.0, "au6Cheek_R": 1.0},
     7: {"eyeSquint_L": 1.0, "eyeSquint_R": 1.0},
     10: {"mouthUpperUp_L": 0.9, "mouthUpperUp_R": 0.9, "mouthShrugUpper": 0.3},
     12: {"mouthSmile_L": 1.0, "mouthSmile_R": 1.0},
     14: {"mouthDimple_L": 1.0, "mouthDimple_R": 1.0},
-    15: {"mouthFrown_L": 1.0, "mouthFrown_R": 1.0},
+    15: {"mouthFrown_L": 1.7, "mouthFrown_R": 1.7},
     17: {"mouthShrugLower": 1.0},
-    23: {"mouthRollUpper": 0.45, "mouthRollLower": 0.45, "mouthPucker": 0.35, "mouthPress_L": 0.2, "mouthPress_R": 0.2},
-    24: {"mouthPress_L": 1.0, "mouthPress_R": 1.0},
+    23: {"mouthRollUpper": 0.8, "mouthRollLower": 0.8, "mouthPucker": 0.6, "mouthPress_L": 0.35, "mouthPress_R": 0.35},
+    24: {"mouthPress_L": 1.8, "mouthPress_R": 1.8},
 }
 
 
@@ -141,13 +145,13 @@ class FaceModel:
         return m
 
     def expression_weights(self, intensity: np.ndarray, side_scale: np.ndarray | None = None) -> np.ndarray:
-        """Blendshape weights (K,) in [0, 1] from AU intensities (12,) in [0, 1].
+        """Blendshape weights (K,) in [0, MAX_SHAPE_WEIGHT] from AU intensities (12,) in [0, 1].
 
         ``side_scale`` (12, 2) multiplies each AU's left/right part (asymmetry); default symmetric.
         """
         scale = np.ones((len(BP4D_AUS), 2), np.float32) if side_scale is None else side_scale
         w = np.einsum("a,as,aks->k", intensity.astype(np.float32), scale.astype(np.float32), self.au_matrix)
-        return np.clip(w, 0.0, 1.0)
+        return np.clip(w, 0.0, MAX_SHAPE_WEIGHT)
 
     def identity_shape(self, id_weights: np.ndarray) -> np.ndarray:
         """Neutral-expression mesh (V, 3) cm for identity weights (I,) ~ N(0, 1)."""
