@@ -204,24 +204,48 @@ def test_pipeline_device_cuda_without_a_gpu_is_a_clear_error() -> None:
         Pipeline(PipelineConfig(device="cuda"))
 
 
+def _clip_probabilities(pipeline: Any, frames: list[np.ndarray]) -> np.ndarray:
+    from stream.frame import Frame
+
+    results = []
+    for i, f in enumerate(frames):
+        results += pipeline.process(Frame(i, 0, 0.0, f))
+    return np.array([[r.probabilities[a] for a in pipeline.aus] for r in results if not r.no_face])
+
+
+def _clip_frames(n: int) -> list[np.ndarray]:
+    from tests.conftest import CLIP
+
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = [cap.read()[1] for _ in range(n)]
+    cap.release()
+    return frames
+
+
+def test_pipeline_gpu_branch_on_the_cpu_device_matches_the_cpu_pipeline() -> None:
+    """The `--device cuda` wiring (Pipeline -> GpuFramePath.from_bundle with the default engine's per-view
+    heads and view classifier) run on torch's CPU device, so that CI checks it without a GPU."""
+    from stream.pipeline import Pipeline, PipelineConfig
+
+    frames = _clip_frames(12)
+    cpu = _clip_probabilities(Pipeline(PipelineConfig(device="cpu")), frames)
+    pipeline = Pipeline(PipelineConfig(device="cpu"))
+    pipeline.gpu = GpuFramePath.from_bundle(pipeline.engine.path, GpuPathConfig(device="cpu", cuda_graph=False,
+                                                                                runtime=CPU))  # fmt: skip
+    via_path = _clip_probabilities(pipeline, frames)
+    assert cpu.shape == via_path.shape == (12, 12)
+    # TV-L1 (the path's flow) against DIS (the CPU pipeline's): close, not identical
+    assert np.abs(cpu - via_path).mean() < 0.1
+
+
 @gpu
 @pytest.mark.gpu
 def test_pipeline_device_cuda_matches_the_cpu_pipeline_on_the_clip() -> None:
     """`aunets run --device cuda` end to end with the default engine: same faces, close probabilities."""
-    from stream.frame import Frame
     from stream.pipeline import Pipeline, PipelineConfig
-    from tests.conftest import CLIP
 
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = [cap.read()[1] for _ in range(40)]
-    cap.release()
-    out = {}
-    for device in ("cpu", "cuda"):
-        pipeline = Pipeline(PipelineConfig(device=device))
-        results = []
-        for i, f in enumerate(frames):
-            results += pipeline.process(Frame(i, 0, 0.0, f))
-        out[device] = np.array([[r.probabilities[a] for a in pipeline.aus] for r in results if not r.no_face])
+    frames = _clip_frames(40)
+    out = {device: _clip_probabilities(Pipeline(PipelineConfig(device=device)), frames) for device in ("cpu", "cuda")}
     assert out["cpu"].shape == out["cuda"].shape == (40, 12)
     # TV-L1 on the GPU vs DIS on the CPU and fp16: not identical, but the same detections on average
     assert np.abs(out["cpu"] - out["cuda"]).mean() < 0.1
