@@ -76,15 +76,20 @@ def agreement(data: dict[str, Any]) -> dict[str, Any]:
     rows = {}
     for k, au in enumerate(data["aus"]):
         x, y = e[both, k], t[both, k]
-        r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 1e-6 and y.std() > 1e-6 else float("nan")
+        # undefined (null) when either side is constant on this clip
+        r = round(float(np.corrcoef(x, y)[0, 1]), 3) if x.std() > 1e-3 and y.std() > 1e-3 else None
         rows[f"AU{au:02d}"] = {
-            "pearson_r": round(r, 3),
+            "pearson_r": r,
             "engine_on": round(float((x >= data["thresholds"][k]).mean()), 3),
             "teacher_on": round(float((y >= 0.5).mean()), 3),
             "engine_mean": round(float(x.mean()), 3),
             "teacher_mean": round(float(y.mean()), 3),
         }
     return {"frames": len(e), "frames_both_found_a_face": int(both.sum()), "per_au": rows}
+
+
+def _fmt_r(r: float | None) -> str:
+    return "n/a" if r is None else f"{r:.2f}"
 
 
 def plot(data: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
@@ -101,8 +106,8 @@ def plot(data: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
         ax.axhline(data["thresholds"][k], color="tab:blue", lw=0.6, ls=":")
         ax.set_ylim(-0.05, 1.05)
         ax.set_yticks([0, 1])
-        r = summary["per_au"][f"AU{au:02d}"]["pearson_r"]
-        ax.set_ylabel(f"AU{au}\nr={r:.2f}", rotation=0, ha="right", va="center", fontsize=8)
+        r = _fmt_r(summary["per_au"][f"AU{au:02d}"]["pearson_r"])
+        ax.set_ylabel(f"AU{au}\nr={r}", rotation=0, ha="right", va="center", fontsize=8)
     axes[0].legend(loc="upper right", fontsize=7, ncol=2)
     axes[-1].set_xlabel("video time (s)")
     fig.suptitle(f"{data['engine_name']} vs MediaPipe blendshape AUs on {summary['video']} (not ground truth)",
@@ -131,7 +136,7 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     for au, r in summary["per_au"].items():
-        lines.append(f"| {au} | {r['pearson_r']:.2f} | {r['engine_on']:.2f} | {r['teacher_on']:.2f} | "
+        lines.append(f"| {au} | {_fmt_r(r['pearson_r'])} | {r['engine_on']:.2f} | {r['teacher_on']:.2f} | "
                      f"{r['engine_mean']:.2f} | {r['teacher_mean']:.2f} |")  # fmt: skip
     (args.out / "teacher_agreement.md").write_text("\n".join(lines) + "\n")
     plot(data, summary, args.out / "teacher_agreement.png")

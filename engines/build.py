@@ -5,7 +5,8 @@ Input: a training run directory (``aunets train`` output, or its ``final/`` fold
 :mod:`engines.manifest`): one ONNX detector file per weight file (a shared trunk with per-view heads is one
 file with ``detector_heads``; the per-AU layout stores the AU networks of a view as one ensemble
 (``create_model(..., independent=True)``) that returns all AUs at once), the view classifier, and
-``manifest.json`` with the tuned thresholds and median window.
+``manifest.json`` with the tuned thresholds and median window, and ``training/``: the run's resolved config,
+per-epoch history, tuning and training curves, so every bundle carries how it was made.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from stream.errors import ConfigError, MissingExtraError
 
 log = logging.getLogger(__name__)
+
+TRAINING_RECORD = ("config.json", "history.json", "tuning.json", "curves.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,4 +135,10 @@ def build_engine(run: Path | str, out: Path | str, name: str | None = None, fmt:
         provenance=provenance,
     )
     write_manifest(out, manifest)
+    run_dir = spec_dir.parent if spec_dir.name == "final" else spec_dir
+    record = [f for f in TRAINING_RECORD if (run_dir / f).is_file()]
+    if record:
+        (out / "training").mkdir(exist_ok=True)
+        for f in record:
+            shutil.copyfile(run_dir / f, out / "training" / f)
     return out

@@ -297,11 +297,12 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
         vals = [report["per_au"][a]["f1"][variant] or 0.0 for a in keys]
         ax.bar(x + (k - 1) * 0.27, vals, 0.27, label=f"{variant} median" if variant != "none" else "no median")
     ax.set_xticks(x, keys, rotation=45)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.12)  # headroom for the legend above the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("F1 (frame)")
     ax.set_title(f"{report['engine']}: mean F1 {_fmt(report['mean_f1'])} (causal median, w={report['median_window']})")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -47,6 +47,8 @@ def test_full_run_exports_and_matches_torch(synth: Path, tmp_path: Path) -> None
     Trainer(config, out, progress=False).run()
     assert json.loads((out / "history.json").read_text()).keys() == {"emonet", "frontal", "all", "view_classifier"}
     bundle = build_engine(out, tmp_path / "engine")
+    for record in ("config.json", "history.json", "tuning.json", "curves.png"):  # how it was made, beside it
+        assert (bundle / "training" / record).read_bytes() == (out / record).read_bytes()
     engine = load_engine(bundle)
     m = engine.manifest
     assert m.views == (0, 4) and m.detector_heads == {0: 0, 4: 1}
