@@ -66,6 +66,7 @@ def main() -> int:
         result = json.loads(report.read_text())
         rows.append({"variant": name, "overrides": overrides, "mean_f1_causal": result["mean_f1"],
                      "mean_f1_centred": result["mean_f1_centred"], "mean_f1_none": result["mean_f1_none"],
+                     "f1_causal_per_au": {au: v["f1"]["causal"] for au, v in result["per_au"].items()},
                      "minutes": round((time.perf_counter() - t0) / 60, 1)})
         print(f"{name:<36} mean F1 causal {result['mean_f1']:.3f}  centred {result['mean_f1_centred']:.3f}")
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "budget": BUDGET, "data": {
@@ -73,9 +74,11 @@ def main() -> int:
         "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
-    lines = ["| variant | mean F1 causal | centred | none |", "|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['mean_f1_causal']:.3f} | {r['mean_f1_centred']:.3f} | {r['mean_f1_none']:.3f} |"
-              for r in rows]
+    aus = list(rows[0]["f1_causal_per_au"])
+    lines = ["| variant | mean F1 causal | centred | none | " + " | ".join(aus) + " |",
+             "|---|---|---|---|" + "---|" * len(aus)]
+    lines += [f"| {r['variant']} | {r['mean_f1_causal']:.3f} | {r['mean_f1_centred']:.3f} | {r['mean_f1_none']:.3f} | "
+              + " | ".join(f"{r['f1_causal_per_au'][au]:.3f}" for au in aus) + " |" for r in rows]
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

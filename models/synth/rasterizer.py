@@ -372,7 +372,8 @@ def shade_composite(
 ) -> np.ndarray:  # pragma: no cover - jitted
     """:func:`shade` and alpha-blend over ``background`` (H, W, 3) uint8 in one pass: ``out = bg * (1 - cov) +
     clip(colour, 0, 1) * 255 * cov`` rounded to uint8 (H, W, 3); ``cov`` (H, W) float32 is the (softened)
-    coverage, colour 0 where no triangle covers the pixel."""
+    coverage, colour 0 where no triangle covers the pixel. The per-pixel colour repeats :func:`shade` on purpose:
+    a shared jitted helper (array or tuple return, inlined) measured 10-15 % fewer crops/s (2026-11-24)."""
     h, w = tri.shape
     th, tw = texture.shape[0], texture.shape[1]
     out = np.empty((h, w, 3), np.uint8)
