@@ -45,6 +45,7 @@ def run(video: Path, engine: Path | None) -> dict[str, Any]:
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     ours: dict[int, np.ndarray] = {}
     teacher_rows: list[np.ndarray] = []
+    results = []
     with BlendshapeTeacher() as teacher:
         for i in tqdm(range(n), desc="frames", unit="frame"):
             ok, image = cap.read()
@@ -52,14 +53,11 @@ def run(video: Path, engine: Path | None) -> dict[str, Any]:
                 break
             s = teacher(image, round(i * 1000 / fps))
             teacher_rows.append(np.full(len(aus), np.nan, np.float32) if s is None else s)
-            results = pipeline.process(Frame(i, 0, 0.0, image))
-            for r in results:
-                if not r.no_face and r.smoothed:
-                    ours.setdefault(r.frame_index, np.array([r.smoothed[a] for a in aus], np.float32))
-        for r in pipeline.flush():
-            if not r.no_face and r.smoothed:
-                ours.setdefault(r.frame_index, np.array([r.smoothed[a] for a in aus], np.float32))
+            results += pipeline.process(Frame(i, 0, 0.0, image))
     cap.release()
+    for r in results + pipeline.flush():
+        if not r.no_face and r.smoothed:
+            ours.setdefault(r.frame_index, np.array([r.smoothed[a] for a in aus], np.float32))
     frames = len(teacher_rows)
     engine_rows = np.full((frames, len(aus)), np.nan, np.float32)
     for i, p in ours.items():

@@ -77,16 +77,22 @@ def tiny_engine(tmp_path: Path) -> Path:
     return build_tiny_engine(tmp_path / "tiny_engine")
 
 
+def clip_frames(n: int) -> list[np.ndarray]:
+    """The first ``n`` frames of the bundled clip, BGR uint8 (H, W, 3)."""
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = []
+    for _ in range(n):
+        ok, frame = cap.read()
+        assert ok, f"cannot read {n} frames from {CLIP}"
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
 def write_test_video(path: Path, face_frames: int = 20, blank_frames: int = 10, fps: float = 25.0) -> int:
     """A real mp4: ``face_frames`` frames of the bundled clip, then ``blank_frames`` gray frames, then
     ``face_frames`` more clip frames. Returns the frame count."""
-    cap = cv2.VideoCapture(str(CLIP))
-    faces = []
-    for _ in range(2 * face_frames):
-        ok, frame = cap.read()
-        assert ok
-        faces.append(frame)
-    cap.release()
+    faces = clip_frames(2 * face_frames)
     h, w = faces[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     frames = faces[:face_frames] + [np.full((h, w, 3), 90, np.uint8)] * blank_frames + faces[face_frames:]

@@ -9,7 +9,7 @@ import pytest
 from stream.errors import ConfigError
 from stream.face import FaceTracker, TrackerConfig, YuNetDetector, crop_square, iou
 from stream.flow import DISFlow, FarnebackFlow, FlowConfig, create_flow_backend, encode_flow
-from tests.conftest import CLIP
+from tests.conftest import clip_frames
 
 
 def _textured(seed: int = 0, size: int = 96) -> np.ndarray:
@@ -68,9 +68,7 @@ def test_crop_square_centres_the_box_and_replicates_borders() -> None:
 
 
 def test_tracker_keeps_one_id_on_a_face_and_reports_nothing_without_one() -> None:
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = [cap.read()[1] for _ in range(12)]
-    cap.release()
+    frames = clip_frames(12)
     tracker = FaceTracker(YuNetDetector(), TrackerConfig(detect_every=4))
     ids = set()
     for f in frames:

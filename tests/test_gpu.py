@@ -23,6 +23,7 @@ from stream.flow import encode_flow  # noqa: E402
 from stream.flow_cuda_cv import cv_cuda_flow_status  # noqa: E402
 from stream.flow_torch import TorchTVL1Flow  # noqa: E402
 from stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
+from tests.conftest import clip_frames  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)")
@@ -213,21 +214,12 @@ def _clip_probabilities(pipeline: Any, frames: list[np.ndarray]) -> np.ndarray:
     return np.array([[r.probabilities[a] for a in pipeline.aus] for r in results if not r.no_face])
 
 
-def _clip_frames(n: int) -> list[np.ndarray]:
-    from tests.conftest import CLIP
-
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = [cap.read()[1] for _ in range(n)]
-    cap.release()
-    return frames
-
-
 def test_pipeline_gpu_branch_on_the_cpu_device_matches_the_cpu_pipeline() -> None:
     """The `--device cuda` wiring (Pipeline -> GpuFramePath.from_bundle with the default engine's per-view
     heads and view classifier) run on torch's CPU device, so that CI checks it without a GPU."""
     from stream.pipeline import Pipeline, PipelineConfig
 
-    frames = _clip_frames(12)
+    frames = clip_frames(12)
     cpu = _clip_probabilities(Pipeline(PipelineConfig(device="cpu")), frames)
     pipeline = Pipeline(PipelineConfig(device="cpu"))
     pipeline.gpu = GpuFramePath.from_bundle(pipeline.engine.path, GpuPathConfig(device="cpu", cuda_graph=False,
@@ -244,7 +236,7 @@ def test_pipeline_device_cuda_matches_the_cpu_pipeline_on_the_clip() -> None:
     """`aunets run --device cuda` end to end with the default engine: same faces, close probabilities."""
     from stream.pipeline import Pipeline, PipelineConfig
 
-    frames = _clip_frames(40)
+    frames = clip_frames(40)
     out = {device: _clip_probabilities(Pipeline(PipelineConfig(device=device)), frames) for device in ("cpu", "cuda")}
     assert out["cpu"].shape == out["cuda"].shape == (40, 12)
     # TV-L1 on the GPU vs DIS on the CPU and fp16: not identical, but the same detections on average

@@ -175,11 +175,9 @@ def test_max_faces_gives_one_stream_per_track(tiny_engine: Path, tmp_path: Path)
     import cv2
     import numpy as np
 
-    from tests.conftest import CLIP
+    from tests.conftest import clip_frames
 
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = [cap.read()[1] for _ in range(15)]
-    cap.release()
+    frames = clip_frames(15)
     video = tmp_path / "two.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1280, 360))
     for f in frames:  # the same face twice, side by side; the right copy is shrunk so sizes differ

@@ -15,7 +15,7 @@ from models.nets.fusion import TwoStreamEncoder
 from models.nets.vgg import VGG16_CONV_NAMES, vgg16_convs
 from models.registry import create_model
 from stream.errors import AunetsError
-from tests.conftest import CLIP
+from tests.conftest import clip_frames
 
 pytest.importorskip("h5py", reason="h5py is in the [train] extra")
 try:
@@ -32,10 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 def face_rgb(size: tuple[int, int] = (40, 56)) -> np.ndarray:
     """A real frame of the bundled clip, RGB uint8, resized to ``size`` = (H, W)."""
-    cap = cv2.VideoCapture(str(CLIP))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
+    frame = clip_frames(1)[0]
     return cv2.cvtColor(cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
 
 

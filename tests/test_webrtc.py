@@ -20,18 +20,11 @@ from stream.errors import ConfigError
 from stream.webrtc.ice import IceServer, host_addresses_for
 from stream.webrtc.marker import STRIP_ROWS, draw_marker, read_marker, strip_rows
 from stream.webrtc.y4m import write_y4m
-from tests.conftest import CLIP
+from tests.conftest import clip_frames
 
 
-def clip_frames(n: int, size: tuple[int, int] = (320, 180)) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(CLIP))
-    frames = []
-    for _ in range(n):
-        ok, frame = cap.read()
-        assert ok
-        frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
-    cap.release()
-    return frames
+def small_clip_frames(n: int, size: tuple[int, int] = (320, 180)) -> list[np.ndarray]:
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in clip_frames(n)]
 
 
 # --- frame ids -------------------------------------------------------------------------------------------------
@@ -39,7 +32,7 @@ def clip_frames(n: int, size: tuple[int, int] = (320, 180)) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("frame_id", [0, 1, 5, 1234, 131071, 262143])
 def test_marker_round_trip(frame_id: int) -> None:
-    image = clip_frames(1)[0]
+    image = small_clip_frames(1)[0]
     marked = draw_marker(image, frame_id)
     assert marked.shape == (image.shape[0] + STRIP_ROWS, image.shape[1], 3)
     assert np.array_equal(marked[STRIP_ROWS:], image)
@@ -47,7 +40,7 @@ def test_marker_round_trip(frame_id: int) -> None:
 
 
 def test_marker_survives_lossy_compression_and_downscaling() -> None:
-    image = clip_frames(1, (640, 360))[0]
+    image = small_clip_frames(1, (640, 360))[0]
     for frame_id in (7, 99_999, 200_000):
         marked = draw_marker(image, frame_id)
         ok, jpeg = cv2.imencode(".jpg", marked, [cv2.IMWRITE_JPEG_QUALITY, 30])
@@ -60,7 +53,7 @@ def test_marker_survives_lossy_compression_and_downscaling() -> None:
 
 
 def test_marker_rejects_frames_without_a_strip() -> None:
-    image = clip_frames(1)[0]
+    image = small_clip_frames(1)[0]
     assert read_marker(image) is None
     marked = draw_marker(image, 1234)
     marked[:STRIP_ROWS, marked.shape[1] // 2 :] = 255 - marked[:STRIP_ROWS, marked.shape[1] // 2 :]  # corrupt bits
@@ -115,7 +108,7 @@ def test_loopback_host_candidate_in_the_sdp() -> None:
 
 
 def test_y4m_layout(tmp_path: Path) -> None:
-    frames = clip_frames(3)
+    frames = small_clip_frames(3)
     path = tmp_path / "clip.y4m"
     assert write_y4m(path, frames, fps=25) == 3
     data = path.read_bytes()
@@ -199,7 +192,7 @@ def test_client_streams_and_gets_results_then_teardown(tiny_engine: Path) -> Non
             sessions_seen: dict[str, Any] = {}
 
             async def client() -> dict[str, Any]:
-                task = asyncio.create_task(stream_clip(bg.url, clip_frames(25), seconds=4.0))
+                task = asyncio.create_task(stream_clip(bg.url, small_clip_frames(25), seconds=4.0))
                 while not task.done():  # look at the live session from the server's loop while it streams
                     await asyncio.sleep(0.5)
                     sessions_seen.update(bg.call(_snapshot, bg.server))
