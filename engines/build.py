@@ -133,6 +133,7 @@ def build_engine(run: Path | str, out: Path | str, name: str | None = None, fmt:
         view_classifier=vc_name,
         default_view=int(spec["default_view"]),
         provenance=provenance,
+        intensity=bool(spec.get("intensity", False)),
     )
     write_manifest(out, manifest)
     run_dir = spec_dir.parent if spec_dir.name == "final" else spec_dir

@@ -47,18 +47,23 @@ class AUEngine:
         }
         self._files: dict[str, EngineRuntime] = {}
         warmup = np.zeros((1, *manifest.input.tensor_shape), dtype=np.float32)
+        self._presence_width: dict[str, int] = {}
+        blocks = 2 if manifest.intensity else 1
         for name in sorted(set(manifest.detectors.values())) if detectors else []:
             heads = [h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name]
             n_heads = 1 + max(heads, default=0)
             weights = weight_file(manifest, name, runtime)
-            rt = open_runtime(path / weights, runtime, threads, num_outputs=n_heads * len(manifest.aus), **kwargs)
+            rt = open_runtime(path / weights, runtime, threads, num_outputs=blocks * n_heads * len(manifest.aus),
+                              **kwargs)
             width = rt.run(warmup).shape[1]  # also warms the runtime up
-            if width < n_heads * len(manifest.aus):
+            if width < blocks * n_heads * len(manifest.aus):
                 raise EngineError(
                     f"detector {name} returns {width} logits, too few for {n_heads} head(s) of {len(manifest.aus)} "
-                    f"AUs; the bundle is inconsistent: rebuild it with `aunets build-engine`"
+                    f"AUs{' with intensity' if manifest.intensity else ''}; the bundle is inconsistent: rebuild it "
+                    f"with `aunets build-engine`"
                 )
             self._files[name] = rt
+            self._presence_width[name] = width // blocks
         self._view: EngineRuntime | None = None
         if manifest.view_classifier:
             view_kwargs = dict(manifest.provenance.get("view_classifier", {}))
@@ -81,12 +86,21 @@ class AUEngine:
     def has_view_classifier(self) -> bool:
         return self._view is not None
 
+    @property
+    def has_intensity(self) -> bool:
+        return self.manifest.intensity
+
     def predict(self, samples: np.ndarray, views: Sequence[int]) -> np.ndarray:
         """AU probabilities: ``samples`` float32 (N, C, H, W) as the manifest's input spec -> (N, n_aus).
 
         ``views[i]`` picks sample i's detector; views without one use the manifest's ``default_view``.
         Samples sharing a detector file run in one batched call.
         """
+        return self.infer(samples, views)[0]
+
+    def infer(self, samples: np.ndarray, views: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`predict`, plus AU intensities float32 (N, n_aus) in 0..5 when the engine has them
+        (``has_intensity``), else None: ``(probabilities, intensities)``."""
         if len(views) != len(samples):
             raise ValueError(f"{len(samples)} samples but {len(views)} views")
         if not self._files:
@@ -95,6 +109,7 @@ class AUEngine:
         n_aus = len(m.aus)
         resolved = [v if v in m.detectors else m.default_view for v in views]
         out = np.empty((len(samples), n_aus), dtype=np.float32)
+        inten = np.empty((len(samples), n_aus), dtype=np.float32) if m.intensity else None
         groups: dict[str, list[int]] = {}
         for i, view in enumerate(resolved):
             groups.setdefault(m.detectors[view], []).append(i)
@@ -103,7 +118,10 @@ class AUEngine:
             for row, i in enumerate(idx):
                 head = m.detector_heads.get(resolved[i], 0)
                 out[i] = logits[row, head * n_aus : (head + 1) * n_aus]
-        return sigmoid(out)
+                if inten is not None:
+                    start = self._presence_width[name] + head * n_aus
+                    inten[i] = logits[row, start : start + n_aus]
+        return sigmoid(out), (None if inten is None else 5.0 * sigmoid(inten))
 
     def classify_view(self, rgb_samples: np.ndarray) -> np.ndarray | None:
         """View probabilities (N, n_views) for float32 (N, 3, H, W) RGB crops, or None without a classifier."""

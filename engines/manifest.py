@@ -12,6 +12,8 @@ inside that one file, so one call per frame runs them all. A file may hold sever
 trunk with one head per view): it then returns ``(N, n_heads * len(aus))`` and
 ``detector_heads`` maps a
 view to the block of ``len(aus)`` logits that is its own (block 0 when a view is not listed).
+With ``intensity`` the file returns as many logits again after the presence blocks, in the same head order:
+AU intensity = 5 * sigmoid (0..5, FACS A..E as OpenFace's ``AUxx_r``).
 The view classifier takes the RGB crop
 ``(N, 3, H, W)`` normalised the same way and returns ``logits`` ``(N, n_views)``.
 
@@ -97,6 +99,7 @@ class Manifest:
     default_view: int = 4
     architecture_kwargs: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    intensity: bool = False
     format_version: int = FORMAT_VERSION
 
     @property
@@ -161,6 +164,7 @@ class Manifest:
                 default_view=int(data.get("default_view", 4)),
                 architecture_kwargs=dict(data.get("architecture_kwargs", {})),
                 provenance=dict(data.get("provenance", {})),
+                intensity=bool(data.get("intensity", False)),
                 format_version=int(version),
             )
         except ManifestError:

@@ -40,6 +40,7 @@ from engines.preprocess import compose_input, normalise
 from models.data import FrameSet, load_dataset
 from models.data.cache import CacheSpec, FrameCache, build_cache
 from models.data.expressions import expression_labels
+from models.data.sample import concat_sets
 from models.metrics import best_thresholds, mean_ignoring_nan, tune_median
 from models.train_config import TrainConfig
 from stream.errors import AunetsError, ConfigError, MissingExtraError
@@ -75,8 +76,16 @@ class Unit:
     lr: float = 1e-4
     samples_per_epoch: int = 0
 
+    intensity: bool = False
+
     def num_outputs(self, n_classes: int = 0) -> int:
-        return n_classes if self.kind != "au" else self.heads * len(self.aus)
+        """Output width: ``n_classes`` for expression/view units; for AU units ``heads * len(aus)`` presence
+        logits, then as many intensity logits when ``intensity``."""
+        return n_classes if self.kind != "au" else self.heads * len(self.aus) * (2 if self.intensity else 1)
+
+
+INIT_ENGINE = "<model.init>"
+"""``Unit.init_from`` of a unit that starts from the weights named by ``model.init``."""
 
 
 def plan_units(config: TrainConfig, views: Sequence[int]) -> list[Unit]:
@@ -87,18 +96,29 @@ def plan_units(config: TrainConfig, views: Sequence[int]) -> list[Unit]:
     frontal = c.cascade.frontal_view if c.cascade.frontal_view in views else views[len(views) // 2]
     units: list[Unit] = []
     da = c.domain_adaptation
-    if da.enabled:
+    if c.model.init:  # fine-tuning an existing engine: its weights replace the EmoNet and cascade stages
+        heads = len(views) if c.model.layout == "shared" and c.model.view_heads else 1
+        if c.model.layout != "shared":
+            raise ConfigError("model.init (fine-tuning an engine) supports model.layout = 'shared' only")
+        units.append(Unit("all", "au", aus, None, heads, c.optim.epochs, INIT_ENGINE, c.optim.lr,
+                          c.optim.samples_per_epoch, c.model.intensity))
+        da = replace(da, enabled=False)
+    elif da.enabled:
         units.append(Unit("emonet", "expression", aus, None, 1, da.epochs, None, da.lr, da.samples_per_epoch))
     base = "emonet" if da.enabled else None
     o = c.optim
     frontal_epochs = c.cascade.frontal_epochs or o.epochs
     cascade = c.cascade.enabled and len(views) > 1
-    if c.model.layout == "shared":
+    if c.model.init:
+        pass
+    elif c.model.layout == "shared":
         heads = len(views) if c.model.view_heads else 1
         if cascade:
-            units.append(Unit("frontal", "au", aus, (frontal,), heads, frontal_epochs, base, o.lr, o.samples_per_epoch))
+            units.append(Unit("frontal", "au", aus, (frontal,), heads, frontal_epochs, base, o.lr, o.samples_per_epoch,
+                              c.model.intensity))
             base = "frontal"
-        units.append(Unit("all", "au", aus, None, heads, o.epochs, base, o.lr, o.samples_per_epoch))
+        units.append(Unit("all", "au", aus, None, heads, o.epochs, base, o.lr, o.samples_per_epoch,
+                          c.model.intensity))
     elif c.model.layout == "per_view":
         order = [frontal, *[v for v in views if v != frontal]]
         for v in order:
@@ -268,6 +288,52 @@ def replicate_head_block(model: nn.Module, source_block: int, n_blocks: int, blo
                     layer.bias[dst] = layer.bias[src]
 
 
+def group_shares(groups: np.ndarray, shares: Sequence[float], weights: np.ndarray | None) -> np.ndarray:
+    """Sampling weights (sum 1) that give source ``g >= 1`` the share ``shares[g - 1]`` of the draws and source 0
+    the rest, keeping ``weights`` (or uniform) within each source. ``groups`` int (N,) -> float64 (N,)."""
+    w = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.zeros_like(w)
+    targets = [1.0 - float(sum(shares)), *shares]
+    for g, share in enumerate(targets):
+        sel = groups == g
+        if sel.any() and w[sel].sum() > 0:
+            out[sel] = share * w[sel] / w[sel].sum()
+    return out / out.sum()
+
+
+def init_from_engine(source: Path, model: nn.Module, presence_width: int) -> None:
+    """Start ``model`` from the detector weights of an engine bundle (its ``.safetensors`` twin) or a run's
+    ``final/``: every tensor of the same shape is copied; an output layer that is wider (an added intensity
+    block) gets the source's rows in its first ``presence_width`` rows and keeps its fresh rows after them."""
+    torch = _torch()
+    from safetensors.torch import load_file
+
+    candidates = [source / "detector.safetensors", *sorted(source.glob("*.safetensors"))]
+    file = next((p for p in candidates if p.is_file() and p.name != "view_classifier.safetensors"), None)
+    if file is None:
+        raise ConfigError(f"model.init {source} holds no detector .safetensors; name an engine bundle built with torch "
+                          f"twins (`aunets build-engine`) or a training run's final/ folder")
+    state = load_file(str(file))
+    own = model.state_dict()
+    merged = {}
+    for key, value in own.items():
+        src = state.get(key)
+        if src is None:
+            raise ConfigError(f"model.init {file}: no tensor {key!r}; it was trained with another architecture")
+        if src.shape == value.shape:
+            merged[key] = src
+        elif src.shape[0] == presence_width and src.shape[1:] == value.shape[1:] and value.shape[0] > presence_width:
+            widened = value.clone()
+            with torch.no_grad():
+                widened[:presence_width] = src
+            merged[key] = widened
+        else:
+            raise ConfigError(f"model.init {file}: {key} is {tuple(src.shape)}, the model needs {tuple(value.shape)}; "
+                              f"use the same architecture, AUs and views")
+    model.load_state_dict(merged, strict=True)
+    log.info("initialised from %s", file)
+
+
 # --------------------------------------------------------------------------------------------- trainer
 
 
@@ -333,8 +399,12 @@ class Trainer:
             raise
         if kind == "bp4d":
             options = {"fold": d.fold, "mode": d.mode, "path_map": d.path_map or None}
-        frames = load_dataset(d.path, kind, **options)
-        frames = frames.select_aus(d.aus)
+        sets = [load_dataset(d.path, kind, **options).select_aus(d.aus)]
+        sets += [load_dataset(p).select_aus(d.aus) for p in d.extra]
+        for extra in sets[1:]:
+            if not len(extra.filter(split=d.train_split)):
+                raise ConfigError(f"data.extra {extra.source} has no {d.train_split!r} frames; give it a split column")
+        frames = concat_sets(sets)
         train = frames.filter(split=d.train_split, views=d.views)
         val = frames.filter(split=d.val_split, views=d.views)
         if not len(train):
@@ -408,7 +478,7 @@ class Trainer:
         if unit.kind == "view":
             return cache.views.astype(np.int64), self.n_views
         cols = [cache.aus.index(a) for a in unit.aus]
-        return cache.labels[:, cols], unit.heads * len(unit.aus)
+        return cache.labels[:, cols], unit.num_outputs()
 
     def train_unit(self, unit: Unit, train: FrameCache, val: FrameCache) -> None:
         """Train one unit to its epoch budget or early stop, resuming from its checkpoint."""
@@ -432,11 +502,14 @@ class Trainer:
             raise ConfigError(f"unit {unit.name}: no training frames of views {unit.views}")
         if unit.kind == "au":
             y_pool = y_train[pool]
-            keep = (y_pool >= 0).any(axis=1)
+            cols = [train.aus.index(a) for a in unit.aus]
+            keep = (y_pool >= 0).any(axis=1) | ~np.isnan(train.soft[pool][:, cols]).all(axis=1)
             pool = pool[keep]
         weights = None
         if unit.kind == "au" and c.optim.balance == "jitter":
             weights = balanced_weights(y_train[pool])
+        if unit.kind == "au" and c.data.extra:
+            weights = group_shares(train.groups[pool], c.data.extra_share, weights)
         elif unit.kind in ("expression", "view"):
             counts = np.bincount(y_train[pool], minlength=n_out).astype(np.float64)
             w = 1.0 / np.maximum(counts[y_train[pool]], 1)
@@ -452,7 +525,9 @@ class Trainer:
             replace_head(model, n_out)  # the EmoNet encoder, a fresh AU head
         else:
             model = self._make_model(unit, n_out)
-        if unit.init_from and unit.init_from != "emonet":
+        if unit.init_from == INIT_ENGINE:
+            init_from_engine(Path(c.model.init), model, unit.heads * len(unit.aus))
+        elif unit.init_from and unit.init_from != "emonet":
             src = self.out / "checkpoints" / unit.init_from / "best.safetensors"
             load_weights(src, model, strict=True)
             if unit.heads > 1 and unit.init_from == "frontal":
@@ -483,7 +558,7 @@ class Trainer:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 logits = model(x)
-                loss = self._loss(unit, logits, y_train[idx], train.views[idx])
+                loss = self._loss(unit, logits, y_train[idx], train, idx)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -529,20 +604,34 @@ class Trainer:
                 log.info("%s: early stop after %d epochs without validation gain", unit.name, c.optim.patience)
                 break
 
-    def _loss(self, unit: Unit, logits: torch.Tensor, y: np.ndarray, views: np.ndarray) -> torch.Tensor:
+    def _loss(self, unit: Unit, logits: torch.Tensor, y: np.ndarray, cache: FrameCache, idx: np.ndarray
+              ) -> torch.Tensor:
+        """Cross-entropy (expression, view units), or for AU units binary cross-entropy of each sample's view
+        head against its labels (soft targets where a label is unknown), plus ``optim.intensity_weight`` times
+        the intensity block's against the known intensities."""
         torch = _torch()
         f = torch.nn.functional
         if unit.kind != "au":
             return f.cross_entropy(logits, torch.from_numpy(np.asarray(y, dtype=np.int64)).to(logits.device))
         k = len(unit.aus)
-        if unit.heads > 1:
-            heads = torch.as_tensor([self._head_of(unit, int(v)) for v in views], device=logits.device)
-            cols = heads[:, None] * k + torch.arange(k, device=logits.device)[None, :]
-            logits = torch.gather(logits, 1, cols)
-        target = torch.from_numpy(np.asarray(y, dtype=np.float32)).to(logits.device)
-        mask = (target >= 0).float()
-        loss = f.binary_cross_entropy_with_logits(logits, target.clamp(min=0), reduction="none")
-        return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+        cols_np = [cache.aus.index(a) for a in unit.aus]
+        heads = torch.as_tensor([self._head_of(unit, int(v)) for v in cache.views[idx]], device=logits.device)
+        cols = heads[:, None] * k + torch.arange(k, device=logits.device)[None, :]
+
+        def masked_bce(out: Any, target_np: np.ndarray) -> Any:
+            target = torch.from_numpy(np.nan_to_num(target_np, nan=-1.0).astype(np.float32)).to(out.device)
+            mask = (target >= 0).float()
+            loss = f.binary_cross_entropy_with_logits(out, target.clamp(min=0), reduction="none")
+            return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+
+        labels = y.astype(np.float32)
+        soft = cache.soft[idx][:, cols_np]
+        target = np.where(labels >= 0, labels, np.where(np.isnan(soft), -1.0, soft))
+        loss = masked_bce(torch.gather(logits, 1, cols), target)
+        if unit.intensity:
+            loss = loss + self.config.optim.intensity_weight * masked_bce(
+                torch.gather(logits, 1, cols + unit.heads * k), cache.intensity[idx][:, cols_np])
+        return loss
 
     def predict(self, unit: Unit, model: nn.Module, cache: FrameCache, indices: np.ndarray) -> np.ndarray:
         """Probabilities of ``indices`` (centre crops): (n, K) sigmoid for AU units (the sample's view head),
@@ -666,6 +755,7 @@ class Trainer:
             "thresholds": tuning["thresholds"],
             "median_window": tuned["window"],
             "default_view": c.cascade.frontal_view if c.cascade.frontal_view in detectors else self.views[0],
+            "intensity": any(u.intensity for u in au_units),
             "view_classifier": view_entry,
             "provenance": {"config": c.to_json(), "validation": tuning,
                            "units": {u.name: self.history.get(u.name, []) for u in units}},

@@ -24,9 +24,14 @@ class DataConfig:
     """Where the frames come from. ``path``: a dataset (any layout of :mod:`models.data`), relative paths are
     relative to the config file. ``train_stride``: keep every k-th training frame (neighbours are near
     duplicates; flow still uses the true previous frame). ``max_*_frames``: cap by whole sequences (0: all).
-    ``fold``/``mode``/``path_map``: BP4D options. ``cache_dir``: crop/flow cache (default ``<out>/cache``)."""
+    ``fold``/``mode``/``path_map``: BP4D options. ``cache_dir``: crop/flow cache (default ``<out>/cache``).
+    ``extra``: more datasets (any layout, same AUs, their own train/val splits) joined to ``path``'s; ``extra_share``:
+    the share of the training draws each of them gets (the same length as ``extra``; ``path`` gets the rest), so a
+    small real-face set is not drowned by a large synthetic one."""
 
     path: str = ""
+    extra: tuple[str, ...] = ()
+    extra_share: tuple[float, ...] = ()
     kind: str = "auto"
     train_split: str = "train"
     val_split: str = "val"
@@ -59,13 +64,19 @@ class InputConfig:
 class ModelConfig:
     """``architecture``: a name of :func:`models.registry.list_models`; ``kwargs`` go to ``create_model``.
     ``layout``: ``shared`` (one network, all AUs; with ``view_heads`` one head block per view in the same
-    file), ``per_view`` (one network per view) or ``per_au_view`` (the paper's one network per AU per view)."""
+    file), ``per_view`` (one network per view) or ``per_au_view`` (the paper's one network per AU per view).
+    ``intensity``: the AU networks also output an intensity per AU (a second block of logits after the presence
+    blocks: sigmoid in [0, 1] = FACS intensity / 5), trained where the data has intensities. ``init``: an engine
+    bundle or a training run's ``final/`` whose detector weights (``.safetensors``) start the AU units, instead of
+    the EmoNet/cascade stages (fine-tuning; output rows that are new, such as intensity, start fresh)."""
 
     architecture: str = "mobilenetv2_horizontal"
     pretrained: bool = True
     kwargs: dict[str, Any] = field(default_factory=dict)
     layout: str = "shared"
     view_heads: bool = True
+    intensity: bool = False
+    init: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,8 @@ class OptimConfig:
     """Adam(``betas``), ``lr`` decayed linearly to 0 over ``epochs``; early stop after ``patience`` epochs
     without a validation-F1 gain. ``samples_per_epoch``: draws per epoch (0: the training set size).
     ``balance``: ``jitter`` draws positives more often (each draw a new box jitter) so every AU's positives
-    and negatives weigh the same; ``none`` plain shuffling."""
+    and negatives weigh the same; ``none`` plain shuffling. ``intensity_weight``: weight of the intensity loss
+    (binary cross-entropy against intensity in [0, 1]) beside the presence loss, when the model has intensity."""
 
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
@@ -83,6 +95,7 @@ class OptimConfig:
     batch_size: int = 32
     samples_per_epoch: int = 0
     balance: str = "jitter"
+    intensity_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,11 @@ class TrainConfig:
             raise ConfigError("optim.epochs and optim.batch_size must be >= 1")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be cpu or cuda, got {self.device!r}")
+        if len(self.data.extra_share) != len(self.data.extra) or sum(self.data.extra_share) >= 1 or any(
+            w <= 0 for w in self.data.extra_share
+        ):
+            raise ConfigError(f"data.extra_share needs one share in (0, 1) per data.extra path, summing to < 1; got "
+                              f"{list(self.data.extra_share)} for {len(self.data.extra)} path(s)")
         if any(w < 1 or w % 2 == 0 for w in self.tuning.median_windows):
             raise ConfigError(f"tuning.median_windows must be odd, got {self.tuning.median_windows}")
 
@@ -211,7 +229,15 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> Tr
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    data_path = data.get("data", {}).get("path")
-    if data_path and not Path(data_path).is_absolute() and not Path(data_path).exists():
-        data["data"]["path"] = str((path.parent / data_path).resolve())
+    def resolve(p: str) -> str:
+        return str((path.parent / p).resolve()) if not Path(p).is_absolute() and not Path(p).exists() else p
+
+    section = data.get("data", {})
+    if section.get("path"):
+        section["path"] = resolve(section["path"])
+    if section.get("extra"):
+        section["extra"] = [resolve(p) for p in section["extra"]]
+    model = data.get("model", {})
+    if model.get("init"):
+        model["init"] = resolve(model["init"])
     return config_from_dict(data)

@@ -33,6 +33,7 @@ def frame_payload(result: FaceResult, seq: int, t_publish: float) -> dict[str, A
         "view": result.view,
         "probability": {au_key(a): round(p, 4) for a, p in result.probabilities.items()},
         "smoothed": {au_key(a): round(p, 4) for a, p in result.smoothed.items()},
+        **({"intensity": {au_key(a): round(v, 3) for a, v in result.intensity.items()}} if result.intensity else {}),
         "state": {au_key(a): int(s) for a, s in result.states.items()},
     }
 

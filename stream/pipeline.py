@@ -66,10 +66,10 @@ class FaceResult:
 
     ``box``: (x, y, w, h) in frame pixels. ``probabilities``: AU -> raw probability of this frame.
     ``smoothed``: AU -> median-filtered probability. ``states``: AU -> on/off (smoothed >= threshold).
-    ``events``: onsets/offsets at this frame. When a track ends, its open AUs get offsets in an extra
-    :attr:`events_only` result (no probabilities; sinks publish only its events). ``t_capture_ns``
-    (monotonic) and ``t_wall`` (epoch seconds)
-    are the capture times of this frame.
+    ``intensity``: AU -> median-filtered intensity 0..5 (FACS A..E, OpenFace's ``AUxx_r``); empty when the
+    engine has no intensity output. ``events``: onsets/offsets at this frame. When a track ends, its open AUs
+    get offsets in an extra :attr:`events_only` result (no probabilities; sinks publish only its events).
+    ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this frame.
     """
 
     frame_index: int
@@ -83,6 +83,7 @@ class FaceResult:
     smoothed: dict[int, float] = field(default_factory=dict)
     states: dict[int, bool] = field(default_factory=dict)
     events: tuple[AUEvent, ...] = ()
+    intensity: dict[int, float] = field(default_factory=dict)
 
     @property
     def no_face(self) -> bool:
@@ -191,9 +192,9 @@ class Pipeline:
         t2 = time.perf_counter()
 
         views = [self._view_of(t.track_id, rgb, frame.index) for t, rgb in zip(tracks, rgb_samples, strict=True)]
-        probs = self.engine.predict(np.stack(samples), views)
+        probs, intensity = self.engine.infer(np.stack(samples), views)
         t3 = time.perf_counter()
-        results.extend(self._smooth(tracks, views, probs, meta))
+        results.extend(self._smooth(tracks, views, probs, meta, intensity))
         t4 = time.perf_counter()
         self._prev_gray = gray
         self.timings["detect"] += t1 - t0
@@ -202,15 +203,16 @@ class Pipeline:
         self.timings["median"] += t4 - t3
         return results
 
-    def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray,
-                meta: tuple[int, int, float]) -> list[FaceResult]:
-        """Push one frame's probabilities into each track's median; the results that became final."""
+    def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray, meta: tuple[int, int, float],
+                intensity: np.ndarray | None = None) -> list[FaceResult]:
+        """Push one frame's probabilities (N, K), and intensities (N, K) when given, into each track's median
+        (one median over both, side by side); the results that became final."""
         results = []
         for i, track in enumerate(tracks):
             state = self._state(track.track_id)
             state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
             state.last_seen = meta
-            out = state.median.push(probs[i])
+            out = state.median.push(probs[i] if intensity is None else np.concatenate([probs[i], intensity[i]]))
             if out is not None:
                 results.append(self._finish(track.track_id, state, out[1]))
         return results
@@ -273,6 +275,8 @@ class Pipeline:
 
     def _finish(self, track_id: int, state: _TrackState, smoothed: np.ndarray) -> FaceResult:
         p = state.pending.popleft()
+        k = len(self.aus)
+        smoothed, intensity = smoothed[:k], smoothed[k:]
         on = smoothed >= self.thresholds
         index, t_ns, t_wall = p.frame
         events = state.events.update(on, p.probs, index, t_wall)
@@ -288,6 +292,7 @@ class Pipeline:
             smoothed={a: float(v) for a, v in zip(self.aus, smoothed, strict=True)},
             states={a: bool(v) for a, v in zip(self.aus, on, strict=True)},
             events=tuple(events),
+            intensity={a: float(v) for a, v in zip(self.aus, intensity, strict=True)} if len(intensity) else {},
         )
 
     def _end_track(self, track_id: int) -> list[FaceResult]:

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     capture_config = CaptureConfig(source=args.video, realtime=False, live=False)
     info = probe(args.video)  # a missing or unreadable file fails here, before the engine loads
     pipeline = Pipeline(pipeline_config)
-    writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps)
+    writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps, intensity=pipeline.engine.has_intensity)
     failure: SourceError | None = None
     stats = RunStats()
     try:

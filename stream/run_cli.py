@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     publisher = ZmqPublisher(args.pub)
     sinks: list[Sink] = [publisher]
     if args.csv:
-        sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus))
+        sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus, intensity=pipeline.engine.has_intensity))
     if args.lsl:
         from stream.lsl_sink import LslOutlet
 

@@ -97,3 +97,78 @@ def test_interrupted_training_resumes_exactly(synth: Path, tmp_path: Path) -> No
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_group_shares_give_each_source_its_share() -> None:
+    from models.train import group_shares
+
+    groups = np.array([0] * 90 + [1] * 10)
+    w = group_shares(groups, [0.4], None)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[groups == 1].sum() == pytest.approx(0.4) and w[groups == 0].sum() == pytest.approx(0.6)
+    inner = np.r_[np.ones(89), 3.0, np.ones(10)]  # the balance inside a source is kept
+    w = group_shares(groups, [0.4], inner / inner.sum())
+    assert w[89] == pytest.approx(3 * w[0])
+
+
+def test_fine_tuning_adds_intensity_and_an_extra_source(synth: Path, tmp_path: Path) -> None:
+    """model.init starts from a trained run (presence logits unchanged at the start), model.intensity adds an
+    intensity block learned from the generator's intensities, data.extra joins a CSV manifest with soft labels."""
+    import csv
+
+    import torch
+
+    from engines.build import build_engine
+    from engines.engine import load_engine
+    from models.data import load_dataset
+    from models.registry import create_model
+    from models.train import init_from_engine, load_weights
+
+    base = tiny_config(synth, optim={"epochs": 1, "samples_per_epoch": 64}, tuning={"median_windows": [3]})
+    Trainer(base, tmp_path / "base", progress=False).run()
+    # an extra source: some of the synthetic frames as a CSV manifest with one AU unknown but soft-labelled
+    frames = load_dataset(synth).select_aus(AUS)
+    rows = [r for r in frames.records if r.split in ("train", "val")][::3]
+    manifest = tmp_path / "extra.csv"
+    with manifest.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "subject", "view", "split", "box_x", "box_y", "box_w", "box_h", "AU12", "AU04",
+                    "AU04_soft"])
+        for r in rows:
+            assert r.box is not None
+            w.writerow([r.image, f"x{r.subject}", r.view, r.split, *r.box, r.labels[0], "", 0.8 * r.labels[1]])
+    extra = load_dataset(manifest)
+    assert extra.records[0].soft is not None and np.isnan(extra.records[0].soft[0])
+    assert {r.labels[1] for r in extra.records} == {-1}
+
+    model = create_model("mobilenetv2_horizontal", 2 * len(AUS), pretrained=False, tiny=True).eval()
+    source = create_model("mobilenetv2_horizontal", len(AUS), pretrained=False, tiny=True).eval()
+    load_weights(tmp_path / "base" / "final" / "detector.safetensors", source)
+    init_from_engine(tmp_path / "base" / "final", model, len(AUS))
+    x = torch.randn(2, 3, 48, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[:, : len(AUS)], source(x))
+
+    tuned = tiny_config(synth, model={"init": str(tmp_path / "base" / "final"), "intensity": True},
+                        data={"extra": [str(manifest)], "extra_share": [0.3]},
+                        optim={"epochs": 2, "samples_per_epoch": 128}, tuning={"median_windows": [3]})
+    assert [u.name for u in plan_units(tuned, [4])] == ["all"]
+    Trainer(tuned, tmp_path / "tuned", progress=False).run()
+    engine = load_engine(build_engine(tmp_path / "tuned", tmp_path / "engine"))
+    assert engine.has_intensity
+    test = [r for r in frames.records if r.split == "test"][:40]
+    from models.data.cache import CacheSpec, build_cache
+
+    cache = build_cache(replace_records(frames, test), tmp_path / "c", CacheSpec(size=48, pad=1.0), progress=False)
+    from engines.preprocess import compose_input
+
+    batch = np.stack([compose_input(*cache.centre(i), engine.manifest.input) for i in range(len(cache))])
+    probs, intensity = engine.infer(batch, [4] * len(batch))
+    assert intensity is not None and intensity.shape == probs.shape
+    assert (intensity >= 0).all() and (intensity <= 5).all()
+
+
+def replace_records(frames: Any, records: list[Any]) -> Any:
+    from dataclasses import replace
+
+    return replace(frames, records=tuple(records))

@@ -37,7 +37,7 @@ from stream.face import crop_square
 from stream.flow import FlowConfig, create_flow_backend, encode_flow
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: intensity, soft targets and source groups in index.npz
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,11 @@ class FrameCache:
         self.flow = np.load(self.directory / "flow.npy", mmap_mode="r") if self.spec.with_flow else None
         index = np.load(self.directory / "index.npz")
         self.labels: np.ndarray = index["labels"]
+        self.intensity: np.ndarray = index["intensity"]
+        """float32 (N, K) intensity targets in [0, 1], NaN unknown"""
+        self.soft: np.ndarray = index["soft"]
+        """float32 (N, K) soft presence targets in [0, 1], NaN unknown"""
+        self.groups: np.ndarray = index["groups"]
         self.views: np.ndarray = index["views"]
         self.frames: np.ndarray = index["frames"]
         self.sequences: list[str] = list(meta["sequences"])
@@ -147,7 +152,8 @@ def cache_key(frames: FrameSet, spec: CacheSpec) -> str:
     h.update(json.dumps(spec.to_json(), sort_keys=True).encode())
     h.update(f"{CACHE_VERSION}|{frames.kind}|{frames.source}|{frames.aus}|{len(frames)}".encode())
     for r in frames.records:
-        h.update(f"{r.image}|{r.box}|{r.prev_image}|{r.flow_image}|{r.labels}|{r.view}\n".encode())
+        h.update(f"{r.image}|{r.box}|{r.prev_image}|{r.flow_image}|{r.labels}|{r.view}|{r.intensities}|{r.soft}|"
+                 f"{r.group}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -177,6 +183,9 @@ def build_cache(frames: FrameSet, root: Path | str, spec: CacheSpec, progress: b
         np.savez(
             directory / "index.npz",
             labels=frames.labels(),
+            intensity=frames.floats("intensities"),
+            soft=frames.floats("soft"),
+            groups=frames.groups(),
             views=frames.views(),
             frames=np.asarray([r.frame for r in frames.records], dtype=np.int64),
             sequence_ids=np.asarray([seq_index[r.sequence] for r in frames.records], dtype=np.int64),

@@ -7,7 +7,9 @@ Columns (header row required; paths relative to the CSV's directory or absolute)
 ``subject`` (required), ``view`` (optional int, empty = unknown), ``sequence`` and ``frame`` (optional: frames
     of one sequence are consecutive, which enables flow and the median; without them every row is its own
     one-frame sequence), ``split`` (optional: train/val/test), ``flow`` (optional precomputed flow image),
-``AUxx`` columns: 1 present, 0 absent, empty or -1 unknown.
+``AUxx`` columns: 1 present, 0 absent, empty or -1 unknown; optional ``AUxx_i`` (intensity in [0, 1]) and
+``AUxx_soft`` (a soft presence target in [0, 1] from another detector, used by the loss only where ``AUxx`` is
+unknown), empty = unknown.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ def load_csv_manifest(path: Path | str) -> FrameSet:
         for _, col in au_cols:
             value = (row.get(col) or "").strip()
             labels.append(-1 if value in ("", "-1", "9") else int(float(value) >= 0.5))
+
+        def floats(suffix: str, row: dict[str, str] = row) -> tuple[float, ...] | None:
+            if not any(f"{col}{suffix}" in fields for _, col in au_cols):
+                return None
+            return tuple(float(v) if (v := (row.get(f"{col}{suffix}") or "").strip()) else float("nan")
+                         for _, col in au_cols)
+
         box = None
         if has_box and row.get("box_w"):
             box = (float(row["box_x"]), float(row["box_y"]), float(row["box_w"]), float(row["box_h"]))
@@ -75,6 +84,8 @@ def load_csv_manifest(path: Path | str) -> FrameSet:
                 prev_image=prev_image,
                 flow_image=resolve(row["flow"]) if row.get("flow") else None,
                 split=row.get("split", "") or "",
+                intensities=floats("_i"),
+                soft=floats("_soft"),
             )
         )
         prev = (seq, frame, image)

@@ -1,7 +1,10 @@
 """The unit every dataset layout is read into: one labelled video frame (:class:`FrameRecord`).
 
 A :class:`FrameSet` is an ordered list of records plus the AUs its label vectors refer to. Labels are
-``int8`` per AU: 1 present, 0 absent, -1 unknown (not annotated; ignored by losses and metrics).
+``int8`` per AU: 1 present, 0 absent, -1 unknown (not annotated; ignored by losses and metrics). Optional
+per-AU floats beside them (NaN where unknown): ``intensities`` in [0, 1] (FACS A..E; an engine's intensity output
+is trained on them) and ``soft`` presence targets in [0, 1] (pseudo-labels from another detector: used by the loss
+in place of an unknown label, never by metrics).
 
 How a record becomes network input (see :mod:`models.data.cache`):
 
@@ -34,7 +37,9 @@ class FrameRecord:
     ``sequence``: id of the video it belongs to (its frames are consecutive in ``frame``); ``subject``: person
     id (folds and splits are by subject); ``view``: camera view id (see :mod:`stream.view`), ``None`` when
     unknown; ``box``: face box (x, y, w, h) in ``image`` pixels, or None when ``image`` is a face crop;
-    ``labels``: ``int8`` per AU of the owning :class:`FrameSet` (1/0/-1).
+    ``labels``: ``int8`` per AU of the owning :class:`FrameSet` (1/0/-1); ``intensities`` and ``soft``: floats
+    per AU (NaN unknown; see the module docstring), None when the dataset has none; ``group``: which source of a
+    multi-source set (:func:`concat_sets`) the record came from.
     """
 
     sequence: str
@@ -47,6 +52,9 @@ class FrameRecord:
     prev_image: Path | None = None
     flow_image: Path | None = None
     split: str = ""
+    intensities: tuple[float, ...] | None = None
+    soft: tuple[float, ...] | None = None
+    group: int = 0
 
     @property
     def key(self) -> str:
@@ -79,6 +87,19 @@ class FrameSet:
         if not self.records:
             return np.zeros((0, len(self.aus)), dtype=np.int8)
         return np.asarray([r.labels for r in self.records], dtype=np.int8)
+
+    def floats(self, name: str) -> np.ndarray:
+        """``float32`` (N, n_aus) of the records' ``intensities`` or ``soft`` values, NaN where unknown."""
+        out = np.full((len(self.records), len(self.aus)), np.nan, dtype=np.float32)
+        for i, r in enumerate(self.records):
+            values = getattr(r, name)
+            if values is not None:
+                out[i] = values
+        return out
+
+    def groups(self) -> np.ndarray:
+        """``int64`` (N,) source index of every record (0 for a single-source set)."""
+        return np.asarray([r.group for r in self.records], dtype=np.int64)
 
     def views(self) -> np.ndarray:
         """``int64`` (N,) view ids, -1 where unknown."""
@@ -124,7 +145,12 @@ class FrameSet:
                 f"remove them from the config's `aus`"
             )
         cols = [self.aus.index(a) for a in aus]
-        recs = tuple(replace(r, labels=tuple(r.labels[c] for c in cols)) for r in self.records)
+
+        def pick(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+            return None if values is None else tuple(values[c] for c in cols)
+
+        recs = tuple(replace(r, labels=tuple(r.labels[c] for c in cols), intensities=pick(r.intensities),
+                             soft=pick(r.soft)) for r in self.records)
         return replace(self, aus=tuple(aus), records=recs)
 
     def subsample_sequences(self, max_frames: int, seed: int = 0) -> FrameSet:
@@ -144,3 +170,25 @@ class FrameSet:
             total += len(seqs[name])
         recs = tuple(r for r in self.records if r.sequence in keep)
         return replace(self, records=recs)
+
+
+def concat_sets(sets: Sequence[FrameSet]) -> FrameSet:
+    """One set of several sources with the same AUs: records keep their order, ``group`` is the source's index,
+    and sequence and subject ids are prefixed with it where there is more than one source (so two sources'
+    ``s000`` stay two people)."""
+    if not sets:
+        raise ConfigError("no datasets to join")
+    aus = sets[0].aus
+    for s in sets[1:]:
+        if s.aus != aus:
+            raise ConfigError(f"datasets {sets[0].source} and {s.source} label different AUs ({list(aus)} vs "
+                              f"{list(s.aus)}); select the same AUs in both")
+    if len(sets) == 1:
+        return sets[0]
+    records = tuple(
+        replace(r, group=g, sequence=f"{g}:{r.sequence}", subject=f"{g}:{r.subject}") for g, s in enumerate(sets)
+        for r in s.records
+    )
+    return FrameSet(aus=aus, records=records, kind="+".join(s.kind for s in sets),
+                    source="+".join(s.source for s in sets), n_views=max(s.n_views for s in sets),
+                    info={"sources": [s.source for s in sets]})

@@ -52,6 +52,7 @@ def load_synthetic(root: Path | str, prefer: str = "full") -> FrameSet:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
         au_cols = [(int(m.group(1)), name) for name in fields if (m := _AU_COLUMN.match(name))]
+        has_intensity = all(f"{name}_i" in fields for _, name in au_cols)
         rows = list(reader)
     if not au_cols:
         raise ConfigError(f"{root / 'labels.csv'} has no AUxx columns; regenerate it with `aunets synth`")
@@ -78,6 +79,7 @@ def load_synthetic(root: Path | str, prefer: str = "full") -> FrameSet:
                 frame=int(row["frame"]),
                 image=image,
                 labels=tuple(1 if float(row[c]) >= 0.5 else 0 for _, c in au_cols),
+                intensities=tuple(float(row[f"{c}_i"]) for _, c in au_cols) if has_intensity else None,
                 view=int(row["view"]),
                 box=box,
                 prev_image=prev_path if seq == prev_seq else None,

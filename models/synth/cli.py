@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fixed AU episodes instead of random ones, e.g. '12:1.0-2.5' (AU12 at apex 1.0-2.5 s; "
         "comma-separated, optional @intensity); disables blinks and talking",
     )
+    parser.add_argument("--isolated-fraction", type=float, default=0.0,
+                        help="share of sequences with one AU at a time, no co-occurrence (default 0)")
     parser.add_argument("--supersample", type=int, default=1, help="render the crop at this factor (slower)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         subjects=args.subjects, views=args.views, seconds=args.seconds, seed=args.seed,
         sequences_per_view=args.sequences_per_view, size=args.size, frame_size=args.frame_size, crops=args.crops,
         full=args.full, video=args.video, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-        script=args.script, jitter=args.jitter, supersample=args.supersample, workers=args.workers,
+        script=args.script, jitter=args.jitter, isolated_fraction=args.isolated_fraction, supersample=args.supersample,
+        workers=args.workers,
     )  # fmt: skip
     out = generate(config, args.out, progress=not args.no_progress)
     print(f"wrote {out}")

@@ -22,6 +22,7 @@ from models.synth.dynamics import (
     build_timeline,
     parse_script,
     sample_episodes,
+    sample_isolated_episodes,
 )
 from models.synth.facemodel import FaceModel, load_face_model
 from models.synth.renderer import (
@@ -61,6 +62,8 @@ class SynthConfig:
     ``view_grid``). ``seconds`` per sequence at ``fps``. ``script``: fixed AU episodes (see
     :func:`models.synth.dynamics.parse_script`); when set, no random AUs, blinks or talking. ``frame_size`` is
     (width, height) px of the full frame. ``supersample``: render the crop at this factor and downsample.
+    ``isolated_fraction``: share of sequences whose AUs come one at a time (no co-occurrence, see
+    :func:`models.synth.dynamics.sample_isolated_episodes`); the others follow BP4D's co-occurrence.
     """
 
     subjects: int = 10
@@ -78,6 +81,7 @@ class SynthConfig:
     test_fraction: float = 0.15
     script: str = ""
     jitter: bool = True
+    isolated_fraction: float = 0.0
     blinks: bool = True
     talking: bool = True
     asymmetry: float = 0.2
@@ -100,6 +104,8 @@ class SynthConfig:
             raise ConfigError("--val-fraction and --test-fraction must be >= 0 and sum to < 1")
         if self.script:
             parse_script(self.script)
+        if not 0.0 <= self.isolated_fraction <= 1.0:
+            raise ConfigError("--isolated-fraction must be in [0, 1]")
 
     def view_ids(self) -> list[int]:
         frontal = self.view_grid.frontal
@@ -145,12 +151,13 @@ class _Job:
     out: str
 
 
-def make_timeline(config: SynthConfig, rng: np.random.Generator) -> Timeline:
+def make_timeline(config: SynthConfig, rng: np.random.Generator, isolated: bool = False) -> Timeline:
     if config.script:
         episodes = parse_script(config.script)
         return build_timeline(episodes, config.seconds, rng, config.fps, blinks=False, talking=False,
                               jitter=config.jitter)  # fmt: skip
-    episodes = sample_episodes(config.seconds, rng, config.fps, config.asymmetry)
+    sample = sample_isolated_episodes if isolated else sample_episodes
+    episodes = sample(config.seconds, rng, config.fps, config.asymmetry)
     return build_timeline(episodes, config.seconds, rng, config.fps, config.blinks, config.talking, config.jitter)
 
 
@@ -187,7 +194,10 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     model = load_face_model()
     prepared = _prepared(model, cfg.seed, job.subject)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, job.subject, job.view, job.index, 1]))
-    tl = make_timeline(cfg, rng)
+    # a draw of its own, so that isolated_fraction = 0 leaves every other draw (and older data sets) unchanged
+    isolated = bool(np.random.default_rng(np.random.SeedSequence([cfg.seed, job.subject, job.view, job.index, 2]))
+                    .uniform() < cfg.isolated_fraction)
+    tl = make_timeline(cfg, rng, isolated)
     yaw0, pitch0 = cfg.view_grid.angles(job.view)
     lighting = sample_lighting(rng)
     width, height = cfg.frame_size

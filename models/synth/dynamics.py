@@ -168,6 +168,22 @@ def sample_episodes(
     return episodes
 
 
+def sample_isolated_episodes(
+    seconds: float, rng: np.random.Generator, fps: float = 25.0, asymmetry: float = 0.2
+) -> list[Episode]:
+    """AU episodes one at a time: each episode a single AU (uniform over the 12), none overlapping another, with
+    rests between them. Sequences of these teach each AU apart from the ones it co-occurs with in BP4D (AU12
+    without AU6/10/14, AU17 without AU15/23/24, ...)."""
+    episodes: list[Episode] = []
+    t = float(rng.uniform(0.0, 0.6))
+    while t < seconds - 0.5:
+        au = int(BP4D_AUS[rng.integers(len(BP4D_AUS))])
+        ep = _random_episode(au, t, rng, asymmetry)
+        episodes.append(ep)
+        t = ep.end + float(rng.uniform(0.2, 1.0))
+    return episodes
+
+
 def _smooth_jitter(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
     """Sum of three random sinusoids (0.05..0.6 Hz) with RMS about ``amplitude``."""
     out = np.zeros_like(t)
