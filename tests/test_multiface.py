@@ -298,3 +298,47 @@ def test_track_life_on_the_group_clip(tiny_engine: Path) -> None:
         closing = {e["au"] for e in mine if e["type"] == "offset" and e["frame"] == last["frame"]}
         assert still_on <= closing, f"track {t}: AUs on at its end without an offset: {still_on - closing}"
     assert any(v for t in ended for v in tracks[t][-1]["state"].values()), "no AU was on at any track end"
+
+
+# --- 4. sinks -------------------------------------------------------------------------------------------------
+
+
+def test_lsl_outlet_carries_every_face_with_its_track_id(tiny_engine: Path) -> None:
+    import threading
+
+    pylsl = pytest.importorskip("pylsl", reason="the [lsl] extra (pylsl) is not installed")
+    from stream.lsl_sink import LslOutlet
+
+    n = _truth("realfaces_trio")["frames"]
+    pipeline = Pipeline(PipelineConfig(engine=tiny_engine, tracker=TrackerConfig(max_faces=3)))
+    name = f"AUNets-multiface-{_free_port()}"
+    outlet = LslOutlet(pipeline.aus, name=name)
+    streams = pylsl.resolve_byprop("name", name, timeout=10)
+    assert streams, "the LSL outlet was not found on loopback"
+    inlet = pylsl.StreamInlet(streams[0], max_buflen=60)
+    inlet.open_stream(timeout=10)
+    labels = []
+    ch = inlet.info().desc().child("channels").child("channel")
+    while not ch.empty():
+        labels.append(ch.child_value("label"))
+        ch = ch.next_sibling()
+    assert labels == [f"AU{a:02d}" for a in pipeline.aus] + ["track"]
+    samples: list[list[float]] = []
+    done = threading.Event()
+
+    def pull() -> None:
+        while True:
+            sample, _ = inlet.pull_sample(timeout=0.5)
+            if sample is not None:
+                samples.append(sample)
+            elif done.is_set():
+                return
+
+    thread = threading.Thread(target=pull, daemon=True)
+    thread.start()
+    run_stream(CaptureConfig(str(MEDIA / "realfaces_trio.mp4")), pipeline, [outlet])
+    done.set()
+    thread.join(timeout=10)
+    outlet.close()
+    assert Counter(int(s[-1]) for s in samples) == {0: n, 1: n, 2: n}
+    assert all(0.0 < v < 1.0 for s in samples for v in s[:-1])
