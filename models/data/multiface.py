@@ -93,6 +93,16 @@ SCENES: tuple[Scene, ...] = (
               "6 s; 043 turns away (edge-on) 3.0-4.8 s; a bar passes over 029's face around 5.4 s (about 4 "
               "frames); 034 is small, behind 029",
     ),
+    Scene(
+        "realfaces_four", 4.0,
+        (
+            Person("042", ((0.0, 470, 150, 70, 1.0), (2.0, 455, 145, 72, 1.0), (4.0, 470, 152, 70, 1.0))),
+            Person("005", ((0.0, 120, 200, 90, 1.0), (2.0, 135, 210, 92, 1.0), (4.0, 118, 200, 90, 1.0))),
+            Person("062", ((0.0, 545, 280, 105, 1.0), (2.0, 530, 290, 100, 1.0), (4.0, 548, 282, 106, 1.0))),
+            Person("029", ((0.0, 300, 290, 130, 1.0), (2.0, 318, 280, 134, 1.0), (4.0, 298, 292, 130, 1.0))),
+        ),
+        notes="four neutral people always in view at four sizes, moving a little (the benchmark's clip)",
+    ),
 )
 
 
