@@ -90,7 +90,7 @@ SCENES: tuple[Scene, ...] = (
         ),
         occluder=(5.2, 150, 470, 0.5, 300),
         notes="four people: 020 enters from the left at 1 s, smiles from 2.4 s, leaves at 4.5 s and comes back at "
-              "6 s; 043 turns away (edge-on) 3.0-4.8 s; a bar passes over 029's face around 5.4 s (about 4 "
+              "6 s; 043 turns away (edge-on) 3.0-4.8 s; a bar passes over 029's face around 5.4 s (about 5 "
               "frames); 034 is small, behind 029",
     ),
     Scene(
