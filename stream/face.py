@@ -48,6 +48,8 @@ def crop_square(frame: np.ndarray, box: Box, margin: float = 1.3, size: int = 22
     patch = frame[iy0:iy1, ix0:ix1]
     if (ix0, iy0, ix1, iy1) != (x0, y0, x1, y1):
         patch = cv2.copyMakeBorder(patch, iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1, cv2.BORDER_REPLICATE)
+    elif s == size:  # already the size: a copy, never a view into the frame (flow needs contiguous arrays)
+        return patch.copy()
     return shrink(patch, size, size)
 
 
@@ -131,14 +133,17 @@ class TrackerConfig:
     Every ``detect_every`` frames (or when there is no track) the detector runs on the whole frame, to find
     new faces. On the other frames each track is re-detected inside a region around it (``roi_scale`` times
     the box side, resized to ``roi_size`` px): cheap, and it confirms that a face is still there, so AU values
-    are never computed on background. A track missed ``max_misses`` times in a row ends; a missed track is
-    not reported for that frame. ``smoothing``: weight of the new detection in the exponential box smoothing
-    (1 = none). ``max_faces``: tracks reported, largest first.
+    are never computed on background; a track the full-frame pass misses (a small or partly hidden face) is
+    looked for in its region too. A missed track is not reported for that frame, but keeps its id (and, in
+    the pipeline, its median and AU states) through up to ``max_misses`` missed frames in a row (12: 0.48 s
+    at 25 fps: a hand passing, a blink of the detector); after that it ends, and a face that comes back later
+    gets a new id. ``smoothing``: weight of the new detection in the exponential box smoothing (1 = none).
+    ``max_faces``: tracks reported per frame, largest first.
     """
 
     detect_every: int = 5
     smoothing: float = 0.6
-    max_misses: int = 3
+    max_misses: int = 12
     iou_match: float = 0.3
     roi_scale: float = 2.0
     roi_size: int = 128
@@ -151,6 +156,8 @@ class TrackerConfig:
             raise ConfigError(f"smoothing must be in (0, 1], got {self.smoothing}")
         if self.max_faces < 1:
             raise ConfigError(f"max_faces must be >= 1, got {self.max_faces}")
+        if self.max_misses < 0:
+            raise ConfigError(f"max_misses must be >= 0, got {self.max_misses}")
 
 
 @dataclass
@@ -186,13 +193,16 @@ class FaceTracker:
         """Advance one frame; returns the tracks seen in it (largest first, at most ``max_faces``)."""
         cfg = self.config
         if not self.tracks or self._since_full + 1 >= cfg.detect_every:
-            self._associate(self.tracks, self.detector.detect(frame), new_tracks=True)
+            for track in self._associate(self.tracks, self.detector.detect(frame), new_tracks=True):
+                # missed by the full-frame pass (small or partly hidden faces): look again in its region
+                track.misses -= 1
+                self._associate([track], self._detect_around(frame, track.box), new_tracks=False)
             self._since_full = 0
         else:
             self._since_full += 1
             for track in list(self.tracks):
                 self._associate([track], self._detect_around(frame, track.box), new_tracks=False)
-        self.tracks = [t for t in self.tracks if t.misses <= cfg.max_misses]
+        self.tracks = _unique([t for t in self.tracks if t.misses <= cfg.max_misses])
         for t in self.tracks:
             t.age += 1
         seen = [t for t in self.tracks if t.misses == 0]
@@ -217,9 +227,11 @@ class FaceTracker:
             for d in self.detector.detect(small)
         ]
 
-    def _associate(self, tracks: list[Track], detections: list[Detection], new_tracks: bool) -> None:
+    def _associate(self, tracks: list[Track], detections: list[Detection], new_tracks: bool) -> list[Track]:
+        """Match detections to ``tracks`` (largest first, by IoU); returns the tracks that got none."""
         cfg = self.config
         unmatched = list(detections)
+        missed = []
         for track in sorted(tracks, key=lambda t: -t.area):
             best, best_iou = None, cfg.iou_match
             for det in unmatched:
@@ -228,6 +240,7 @@ class FaceTracker:
                     best, best_iou = det, overlap
             if best is None:
                 track.misses += 1
+                missed.append(track)
                 continue
             unmatched.remove(best)
             a = cfg.smoothing
@@ -238,6 +251,16 @@ class FaceTracker:
             for det in unmatched:
                 self.tracks.append(Track(track_id=self._next_id, box=det.box, score=det.score))
                 self._next_id += 1
+        return missed
+
+
+def _unique(tracks: list[Track], overlap: float = 0.5) -> list[Track]:
+    """Drop a track whose box overlaps an older one's (IoU > ``overlap``): one face, one track."""
+    kept: list[Track] = []
+    for track in sorted(tracks, key=lambda t: t.track_id):
+        if all(iou(track.box, k.box) <= overlap for k in kept):
+            kept.append(track)
+    return [t for t in tracks if t in kept]
 
 
 def _quiet_opencv() -> None:

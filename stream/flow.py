@@ -18,7 +18,7 @@ The encoding is recorded in every engine manifest and checked when the engine lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -44,6 +44,26 @@ class FlowBackend(Protocol):
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class BatchFlowBackend(FlowBackend, Protocol):
+    """A backend that computes several pairs in one call (the torch TV-L1 backends): lists of N ``uint8``
+    HxW images (all of one size) -> N ``float32`` HxWx2 flows, as N calls of ``compute`` would."""
+
+    def compute_batch(self, prevs: Sequence[np.ndarray], curs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def compute_flows(backend: FlowBackend, prevs: Sequence[np.ndarray], curs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Flow of every pair (one per face of a frame): one batched call where the backend has one (see
+    :class:`BatchFlowBackend`), else one ``compute`` per pair (DIS and Farneback work on one pair at a time)."""
+    if len(prevs) != len(curs):
+        raise ValueError(f"{len(prevs)} previous crops but {len(curs)} current ones")
+    if not prevs:
+        return []
+    if len(prevs) > 1 and isinstance(backend, BatchFlowBackend):
+        return backend.compute_batch(prevs, curs)
+    return [backend.compute(p, c) for p, c in zip(prevs, curs, strict=True)]
+
+
 class DISFlow:
     """OpenCV's DIS optical flow (CPU default). ``preset`` is ``ultrafast``, ``fast`` or ``medium``."""
 
@@ -60,7 +80,7 @@ class DISFlow:
         self._dis = cv2.DISOpticalFlow.create(self._PRESETS[preset])
 
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        _check_pair(prev, cur)
+        check_pair(prev, cur)
         flow = self._dis.calc(prev, cur, None)  # type: ignore[call-overload]
         return np.asarray(flow, dtype=np.float32)
 
@@ -71,17 +91,24 @@ class FarnebackFlow:
     name = "farneback"
 
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-        _check_pair(prev, cur)
+        check_pair(prev, cur)
         flow = cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
         return np.asarray(flow, dtype=np.float32)
 
 
-def _check_pair(prev: np.ndarray, cur: np.ndarray) -> None:
+def check_pair(prev: np.ndarray, cur: np.ndarray) -> None:
+    """What every backend needs: two ``uint8`` grayscale HxW images of equal size, each one C-contiguous."""
     if prev.shape != cur.shape or prev.ndim != 2 or prev.dtype != np.uint8 or cur.dtype != np.uint8:
         raise ValueError(
             f"flow needs two uint8 grayscale images of equal size, got {prev.shape} {prev.dtype} "
             f"and {cur.shape} {cur.dtype}"
         )
+    for name, image in (("prev", prev), ("cur", cur)):
+        if not image.flags.c_contiguous:
+            raise ValueError(
+                f"flow needs C-contiguous images, but {name} is a strided view (e.g. a slice of a frame); "
+                f"pass np.ascontiguousarray({name}) or a crop from stream.face.crop_square"
+            )
 
 
 _BACKENDS: dict[str, Callable[[], FlowBackend]] = {

@@ -71,8 +71,9 @@ class _CvCudaFlow:
 
     @staticmethod
     def _check(prev: np.ndarray, cur: np.ndarray) -> None:
-        if prev.shape != cur.shape or prev.ndim != 2 or prev.dtype != np.uint8 or cur.dtype != np.uint8:
-            raise ValueError(f"flow needs two uint8 grayscale images of equal size, got {prev.shape} and {cur.shape}")
+        from stream.flow import check_pair
+
+        check_pair(prev, cur)
 
 
 class CvCudaBroxFlow(_CvCudaFlow):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -304,17 +305,21 @@ class TorchTVL1Flow:
         self.solver = TorchTVL1(TVL1_PRESETS[preset], getattr(torch, dtype))
 
     def compute(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        return self.compute_batch([prev], [cur])[0]
+
+    def compute_batch(self, prevs: Sequence[np.ndarray], curs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """All pairs (every face of a frame) in one solver call: N ``uint8`` HxW pairs -> N ``float32`` HxWx2."""
+        from stream.flow import check_pair
+
         torch = _torch()
-        if prev.shape != cur.shape or prev.ndim != 2 or prev.dtype != np.uint8 or cur.dtype != np.uint8:
-            raise ValueError(
-                f"flow needs two uint8 grayscale images of equal size, got {prev.shape} {prev.dtype} "
-                f"and {cur.shape} {cur.dtype}"
-            )
+        for prev, cur in zip(prevs, curs, strict=True):
+            check_pair(prev, cur)
         with torch.inference_mode():
-            a = torch.from_numpy(np.ascontiguousarray(prev)).to(self.device)[None, None]
-            b = torch.from_numpy(np.ascontiguousarray(cur)).to(self.device)[None, None]
+            a = torch.from_numpy(np.stack(prevs)).to(self.device)[:, None]
+            b = torch.from_numpy(np.stack(curs)).to(self.device)[:, None]
             flow = self.solver(a.float(), b.float(), value_range=255.0)
-        return np.ascontiguousarray(flow[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+            out = flow.permute(0, 2, 3, 1).cpu().numpy()
+        return [np.ascontiguousarray(f, dtype=np.float32) for f in out]
 
 
 def register() -> None:

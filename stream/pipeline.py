@@ -20,7 +20,7 @@ from engines.engine import AUEngine, load_engine
 from engines.preprocess import compose_input, normalise
 from stream.errors import ConfigError
 from stream.face import Box, FaceDetector, FaceTracker, Track, TrackerConfig, YuNetDetector, crop_square
-from stream.flow import create_flow_backend, encode_flow
+from stream.flow import compute_flows, create_flow_backend, encode_flow
 from stream.frame import Frame
 from stream.temporal import AUEvent, EventDetector, SlidingMedian, check_window
 
@@ -147,7 +147,8 @@ class Pipeline:
         """The default YuNet tracking can run in the capture process (see :func:`stream.runner.run_stream`)."""
         self._prev_gray: np.ndarray | None = None
         self._tracks: dict[int, _TrackState] = {}
-        self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "engine": 0.0, "median": 0.0}
+        self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "view": 0.0, "engine": 0.0, "median": 0.0}
+        """Seconds spent per stage over the stream; ``flow`` includes cropping, ``view`` the view classifier."""
 
     @property
     def latency_frames(self) -> int:
@@ -164,8 +165,10 @@ class Pipeline:
         meta = (frame.index, frame.t_capture_ns, frame.t_wall)
         results: list[FaceResult] = []
         live_ids = {t.track_id for t in tracks}
-        for track_id in [i for i in self._tracks if i not in live_ids]:
-            results.extend(self._end_track(track_id))
+        for track_id, state in list(self._tracks.items()):
+            # a track missed in this frame keeps its median and events until the tracker would have dropped it
+            if track_id not in live_ids and frame.index - state.last_seen[0] > self.config.tracker.max_misses:
+                results.extend(self._end_track(track_id))
         if self.gpu is not None:
             return results + self._process_gpu(frame, tracks, meta, t0, t1)
         # the previous frame is only needed (in grey) for the flow of engines that use it
@@ -176,31 +179,29 @@ class Pipeline:
             results.append(FaceResult(frame.index, frame.t_capture_ns, frame.t_wall))
             return results
 
-        samples, rgb_samples = [], []
         prev = self._prev_gray if self._prev_gray is not None else gray
-        for track in tracks:
-            crop = crop_square(frame.image, track.box, self.config.margin, spec.height)
-            rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-            flow_img = None
-            if prev is not None:  # the engine uses flow
-                p = crop_square(prev, track.box, self.config.margin, spec.height)
-                c = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-                fc = self.flow_config
-                flow_img = encode_flow(self.flow.compute(p, c), fc.encoding, fc.clip_fraction)
-            samples.append(compose_input(rgb, flow_img, spec))
-            rgb_samples.append(rgb)
+        rgbs = [cv2.cvtColor(crop_square(frame.image, t.box, self.config.margin, spec.height), cv2.COLOR_BGR2RGB)
+                for t in tracks]
+        flow_imgs: list[np.ndarray | None] = [None] * len(tracks)
+        if prev is not None:  # the engine uses flow: every face's pair in one call where the backend batches
+            fc = self.flow_config
+            prevs = [crop_square(prev, t.box, self.config.margin, spec.height) for t in tracks]
+            curs = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for rgb in rgbs]
+            flow_imgs = [encode_flow(f, fc.encoding, fc.clip_fraction) for f in compute_flows(self.flow, prevs, curs)]
+        samples = np.stack([compose_input(rgb, f, spec) for rgb, f in zip(rgbs, flow_imgs, strict=True)])
         t2 = time.perf_counter()
-
-        views = [self._view_of(t.track_id, rgb, frame.index) for t, rgb in zip(tracks, rgb_samples, strict=True)]
-        probs, intensity = self.engine.infer(np.stack(samples), views)
+        views = self._views(tracks, rgbs, frame.index)
         t3 = time.perf_counter()
-        results.extend(self._smooth(tracks, views, probs, meta, intensity))
+        probs, intensity = self.engine.infer(samples, views)  # one batched call for every track of the frame
         t4 = time.perf_counter()
+        results.extend(self._smooth(tracks, views, probs, meta, intensity))
+        t5 = time.perf_counter()
         self._prev_gray = gray
         self.timings["detect"] += t1 - t0
         self.timings["flow"] += t2 - t1
-        self.timings["engine"] += t3 - t2
-        self.timings["median"] += t4 - t3
+        self.timings["view"] += t3 - t2
+        self.timings["engine"] += t4 - t3
+        self.timings["median"] += t5 - t4
         return results
 
     def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray, meta: tuple[int, int, float],
@@ -225,13 +226,10 @@ class Pipeline:
             self.gpu.infer(frame.image, [])  # keeps the frame as the previous one
             self.timings["detect"] += t1 - t0
             return [FaceResult(frame.index, frame.t_capture_ns, frame.t_wall)]
-        views = []
-        for track in tracks:
-            rgb = None
-            if self.engine.has_view_classifier:
-                size = self.engine.manifest.input.height
-                rgb = cv2.cvtColor(crop_square(frame.image, track.box, self.config.margin, size), cv2.COLOR_BGR2RGB)
-            views.append(self._view_of(track.track_id, rgb, frame.index))
+        size = self.engine.manifest.input.height
+        rgbs = [cv2.cvtColor(crop_square(frame.image, t.box, self.config.margin, size), cv2.COLOR_BGR2RGB)
+                if self.engine.has_view_classifier else None for t in tracks]
+        views = self._views(tracks, rgbs, frame.index)
         t2 = time.perf_counter()
         probs = self.gpu.infer(frame.image, [t.box for t in tracks], views)
         t3 = time.perf_counter()
@@ -252,21 +250,29 @@ class Pipeline:
             self.gpu.reset()
         return results
 
-    def _view_of(self, track_id: int, rgb: np.ndarray | None, index: int) -> int:
+    def _views(self, tracks: list[Track], rgbs: list[np.ndarray] | list[np.ndarray | None], index: int) -> list[int]:
+        """Each track's view id. The classifier runs, in one batched call, on the RGB crops (``uint8`` HxWx3) of
+        the tracks that are new or due (every ``view_every`` frames); each track averages its own view
+        probabilities over time, so a face turning away changes only its own view."""
         m = self.engine.manifest
-        state = self._state(track_id)
-        if rgb is not None and self.engine.has_view_classifier and (
-            state.view_probs is None or index % self.config.view_every == 0
-        ):
-            if rgb.shape[:2] != (m.input.height, m.input.width):
-                rgb = cv2.resize(rgb, (m.input.width, m.input.height))
-            sample = normalise(rgb, m.input)
-            probs = self.engine.classify_view(sample[None])
+        states = [self._state(t.track_id) for t in tracks]
+        due = [i for i, (st, rgb) in enumerate(zip(states, rgbs, strict=True))
+               if rgb is not None and self.engine.has_view_classifier
+               and (st.view_probs is None or index % self.config.view_every == 0)]
+        if due:
+            batch = []
+            for i in due:
+                rgb = rgbs[i]
+                assert rgb is not None
+                if rgb.shape[:2] != (m.input.height, m.input.width):
+                    rgb = cv2.resize(rgb, (m.input.width, m.input.height))
+                batch.append(normalise(rgb, m.input))
+            probs = self.engine.classify_view(np.stack(batch))
             assert probs is not None
-            state.view_probs = probs[0] if state.view_probs is None else 0.5 * state.view_probs + 0.5 * probs[0]
-        if state.view_probs is None:
-            return m.default_view
-        return int(np.argmax(state.view_probs))
+            for row, i in enumerate(due):
+                st = states[i]
+                st.view_probs = probs[row] if st.view_probs is None else 0.5 * st.view_probs + 0.5 * probs[row]
+        return [m.default_view if st.view_probs is None else int(np.argmax(st.view_probs)) for st in states]
 
     def _state(self, track_id: int) -> _TrackState:
         if track_id not in self._tracks:

@@ -213,3 +213,76 @@ def test_other_au_bars_stay_low_during_the_clip(au12_session: tuple[list[Any], d
         if au != "AU12":
             values = np.array([h[1][au] for h in history])
             assert np.percentile(values, 90) < thresholds[au], f"{au} is not low: p90 {np.percentile(values, 90):.2f}"
+
+
+def test_every_face_is_boxed_and_the_user_chooses_whose_bars_are_shown(tiny_engine: Path, tmp_path: Path) -> None:
+    """Three people (media/realfaces_trio.mp4) as the camera, ``--max-faces 3``: the page draws a box for every
+    track, lists them in the face chooser, and shows the bars of the face chosen there or clicked in the video."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from engines.engine import load_engine
+    from stream.face import TrackerConfig
+    from stream.pipeline import PipelineConfig
+    from stream.webrtc.headless import launch_chromium
+    from stream.webrtc.server import BackgroundServer, ServeConfig
+    from stream.webrtc.y4m import video_to_y4m
+
+    y4m = tmp_path / "trio.y4m"
+    video_to_y4m(REPO / "media" / "realfaces_trio.mp4", y4m, size=(640, 480))
+    config = ServeConfig(port=0, pub=None, pipeline=PipelineConfig(tracker=TrackerConfig(max_faces=3)))
+    with BackgroundServer(config, engine=load_engine(tiny_engine)) as bg, sync_playwright() as pw:
+        context: Any = launch_chromium(pw, y4m, tmp_path / "profile")
+        try:
+            page = context.new_page()
+            page.goto(bg.url)
+
+            def faces() -> dict[str, Any]:
+                return dict(page.evaluate(
+                    """() => { const s = window.aunets;
+                      return {tracks: [...s.tracks.values()].map(r => [r.track_id, r.box]), size: s.latestSize,
+                              shown: s.latest ? s.latest.track_id : null, selected: s.selected,
+                              history: [...new Set(s.history.map(h => h.track))],
+                              choice: document.getElementById('track').value,
+                              options: [...document.querySelectorAll('#track option')].map(o => o.value)}; }"""
+                ))  # fmt: skip
+
+            wait_for(lambda: len(faces()["tracks"]) == 3, 60, "three tracked faces in the page")
+            state = faces()
+            ids = sorted(t for t, _ in state["tracks"])
+            assert state["options"][0] == "auto" and sorted(int(v) for v in state["options"][1:]) == ids
+            largest = max(state["tracks"], key=lambda t: t[1][2])[0]
+            assert state["selected"] is None and state["shown"] == largest  # by default: the largest face
+
+            # every box is drawn: the overlay is opaque on the middle of each box's left edge
+            def drawn() -> list[int]:
+                return list(page.evaluate(
+                    """() => { const s = window.aunets, c = document.getElementById('overlay');
+                      const ctx = c.getContext('2d'), [fw, fh] = s.latestSize;
+                      return [...s.tracks.values()].map(r => ctx.getImageData(
+                        Math.round(r.box[0] * c.width / fw), Math.round((r.box[1] + r.box[3] / 2) * c.height / fh),
+                        1, 1).data[3]); }"""
+                ))  # fmt: skip
+
+            wait_for(lambda: len(drawn()) == 3 and all(a > 0 for a in drawn()), 10, "a box drawn on every face")
+
+            smallest = min(state["tracks"], key=lambda t: t[1][2])[0]
+            page.select_option("#track", str(smallest))
+            wait_for(lambda: faces()["shown"] == smallest and faces()["selected"] == smallest, 15,
+                     "the chosen face's bars")  # fmt: skip
+            wait_for(lambda: faces()["history"] == [smallest], 5, "a timeline of the chosen face only")
+
+            other = next(t for t in ids if t not in (smallest, largest))
+            box = dict(faces()["tracks"])[other]
+            rect = page.evaluate("() => { const r = document.getElementById('overlay').getBoundingClientRect();"
+                                 " return [r.left, r.top, r.width, r.height]; }")
+            fw, fh = faces()["size"]
+            cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+            page.mouse.click(rect[0] + cx * rect[2] / fw, rect[1] + cy * rect[3] / fh)
+            wait_for(lambda: faces()["shown"] == other and faces()["choice"] == str(other), 15,
+                     "the clicked face's bars")  # fmt: skip
+            page.screenshot(path=str(tmp_path / "multiface.png"))
+            if os.environ.get("AUNETS_SCREENSHOT_MULTIFACE"):
+                page.screenshot(path=os.environ["AUNETS_SCREENSHOT_MULTIFACE"])
+        finally:
+            context.close()

@@ -20,14 +20,18 @@ const video = $("video");
 const overlay = $("overlay");
 const bars = $("bars");
 const timeline = $("timeline");
+const trackChoice = $("track");
 
 // Everything the page knows, exposed for tests and for the curious (window.aunets in the console).
 const state = {
   config: null,
   connection: "new",
-  latest: null,          // latest au.frame payload with a face (or null)
-  latestSize: [0, 0],    // frame size the box refers to
-  history: [],           // {t, frame, probability, smoothed, state} for the timeline (t: performance.now() ms)
+  latest: null,          // latest au.frame payload of the shown track (or null)
+  latestSize: [0, 0],    // frame size the boxes refer to
+  tracks: new Map(),     // track id -> its au.frame payload in the latest frame with faces (every face's box)
+  lastSeen: new Map(),   // track id -> arrival time (performance.now() ms) of its latest payload
+  selected: null,        // track id whose bars and timeline are shown; null: the largest face
+  history: [],           // {t, frame, probability, smoothed, state} of the shown track (t: performance.now() ms)
   latencies: [],         // ms, last 300 samples
   latencyCount: 0,       // samples ever taken (latencies keeps the last 300)
   results: 0,            // result messages received
@@ -241,6 +245,7 @@ function onMessage(msg) {
   $("dropped").textContent = String(msg.dropped);
   state.latestSize = msg.size;
   const seen = new Set();
+  let frame = null;
   for (const r of msg.results) {
     if (r.id !== null && r.id !== undefined && !seen.has(r.id) && state.captureTimes.has(r.id)) {
       seen.add(r.id);
@@ -248,15 +253,71 @@ function onMessage(msg) {
       state.latencyCount += 1;
       if (state.latencies.length > 300) state.latencies.shift();
     }
-    if (r.no_face) {
-      state.latest = null;
-      continue;
+    if (r.frame !== frame) {  // results come frame by frame, largest face first
+      frame = r.frame;
+      state.tracks = new Map();
     }
-    state.latest = r;
-    state.history.push({ t: now, frame: r.frame, probability: r.probability, smoothed: r.smoothed, state: r.state });
+    if (r.no_face) continue;
+    state.tracks.set(r.track_id, r);
+    state.lastSeen.set(r.track_id, now);
+    if (shownTrack() === r.track_id) {
+      if (state.historyTrack !== r.track_id) state.history = [];  // the largest face changed: its own timeline
+      state.historyTrack = r.track_id;
+      state.latest = r;
+      state.history.push({ t: now, frame: r.frame, track: r.track_id, probability: r.probability, smoothed: r.smoothed, state: r.state });
+    }
   }
+  if (msg.results.length && !state.tracks.has(shownTrack())) state.latest = null;
+  // a chosen face gone for 2 s (it left, or its track ended): back to the largest face
+  if (state.selected !== null && !(now - (state.lastSeen.get(state.selected) || 0) < 2000)) selectTrack(null);
+  for (const [id, t] of state.lastSeen) if (now - t > 2000) state.lastSeen.delete(id);
+  updateTrackChoice();
   while (state.history.length && now - state.history[0].t > TIMELINE_S * 1000) state.history.shift();
 }
+
+// --- whose AU bars are shown ------------------------------------------------------------------------------
+
+// The track whose bars are shown: the chosen one, else the largest face of the latest frame (listed first).
+function shownTrack() {
+  if (state.selected !== null) return state.selected;
+  const first = state.tracks.keys().next();
+  return first.done ? null : first.value;
+}
+
+function selectTrack(id) {
+  if (id === state.selected) return;
+  state.selected = id;
+  state.history = [];
+  state.latest = state.tracks.get(shownTrack()) || null;
+  trackChoice.value = id === null ? "auto" : String(id);
+}
+
+// The <select>: "largest face" and every track seen in the last 2 s (rebuilt only when that set changes).
+function updateTrackChoice() {
+  const ids = [...state.lastSeen.keys()].sort((a, b) => a - b);
+  const key = ids.join(",");
+  if (trackChoice.dataset.ids === key) return;
+  trackChoice.dataset.ids = key;
+  trackChoice.replaceChildren(new Option("largest face", "auto"), ...ids.map((id) => new Option(`track ${id}`, String(id))));
+  trackChoice.value = state.selected === null ? "auto" : String(state.selected);
+}
+
+trackChoice.addEventListener("change", () => selectTrack(trackChoice.value === "auto" ? null : Number(trackChoice.value)));
+
+// Clicking a face's box shows its bars (clicking outside every box goes back to the largest face).
+overlay.addEventListener("click", (ev) => {
+  const [fw, fh] = state.latestSize;
+  if (!fw) return;
+  const r = overlay.getBoundingClientRect();
+  const x = ((ev.clientX - r.left) / r.width) * fw;
+  const y = ((ev.clientY - r.top) / r.height) * fh;
+  let hit = null;
+  for (const [id, t] of state.tracks) {
+    const [bx, by, bw, bh] = t.box;
+    if (x >= bx && x <= bx + bw && y >= by && y <= by + bh && (hit === null || bw < state.tracks.get(hit).box[2])) hit = id;
+  }
+  selectTrack(hit);
+});
 
 // --- drawing ---------------------------------------------------------------------------------------------
 
@@ -270,25 +331,31 @@ function fitCanvas(canvas) {
   }
 }
 
+// Every tracked face's box; the one whose bars are shown is drawn thicker, in the accent colour.
 function drawOverlay() {
   fitCanvas(overlay);
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, overlay.width, overlay.height);
-  const r = state.latest;
   const [fw, fh] = state.latestSize;
-  if (!r || !r.box || !fw) return;
+  if (!fw) return;
   const sx = overlay.width / fw;
   const sy = overlay.height / fh;
-  const [x, y, w, h] = r.box;
-  const on = Object.values(r.state || {}).some((v) => v);
-  ctx.strokeStyle = on ? "#3fb68b" : "#e6e8eb";
-  ctx.lineWidth = 3;
-  ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
-  ctx.fillStyle = "rgba(0,0,0,0.55)";
-  ctx.fillRect(x * sx, y * sy - 20, 150, 20);
-  ctx.fillStyle = "#e6e8eb";
+  const shown = shownTrack();
   ctx.font = "13px system-ui, sans-serif";
-  ctx.fillText(`track ${r.track_id} · view ${r.view}`, x * sx + 5, y * sy - 6);
+  for (const [id, r] of state.tracks) {
+    if (!r.box) continue;
+    const [x, y, w, h] = r.box;
+    const on = Object.values(r.state || {}).some((v) => v);
+    const mine = id === shown;
+    ctx.strokeStyle = mine ? "#e0a43a" : on ? "#3fb68b" : "#e6e8eb";
+    ctx.lineWidth = mine ? 4 : 2;
+    ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
+    const label = `track ${id} · view ${r.view}` + (mine ? " · bars" : "");
+    ctx.fillStyle = "rgba(0,0,0,0.55)";
+    ctx.fillRect(x * sx, y * sy - 20, ctx.measureText(label).width + 10, 20);
+    ctx.fillStyle = mine ? "#e0a43a" : "#e6e8eb";
+    ctx.fillText(label, x * sx + 5, y * sy - 6);
+  }
 }
 
 function drawBars() {
