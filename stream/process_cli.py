@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from stream.capture import CaptureConfig, probe
     from stream.csv_sink import OpenFaceCsvWriter
-    from stream.errors import AunetsError
+    from stream.errors import SourceError
     from stream.messages import to_json
     from stream.outputs import PLOT_SUFFIXES, check_output
     from stream.pipeline import Pipeline
@@ -40,20 +40,22 @@ def run(args: argparse.Namespace) -> int:
     save_config(config_path, capture_config, pipeline_config,
                 {"engine_manifest": pipeline.engine.manifest.name, "complete": False, "stats": None})
     writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps)
-    failure: AunetsError | None = None
+    failure: SourceError | None = None
     stats = RunStats()
+    ended = False  # run_stream returned: the source ended, --max-frames, or a stop signal
     with StopSignals() as stop:
         try:
             run_stream(capture_config, pipeline, [writer], max_frames=args.max_frames,
                        progress=not args.no_progress, stop=stop.event, stats=stats)
-        except AunetsError as exc:
+            ended = True
+        except SourceError as exc:
             failure = exc
         finally:
             try:
                 writer.close()
             finally:
                 extra = {"engine_manifest": pipeline.engine.manifest.name, "stats": stats.summary(),
-                         "complete": failure is None and stop.signum is None,
+                         "complete": ended and stop.signum is None,
                          "stopped_by": stop.name or None}  # fmt: skip
                 save_config(config_path, capture_config, pipeline_config, extra)
     if failure is not None:

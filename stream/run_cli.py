@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.csv, "--csv")
     check_output(args.stats_json, "--stats-json")
     warning = check_endpoint(args.pub)
+    if warning:
+        print(f"aunets run: WARNING: {warning}", file=sys.stderr)
     source = make_source(args.source)
     is_file = not (isinstance(source, VideoSource) and (source.is_camera or source.is_url))
     info = probe(args.source) if is_file else None  # a missing or unreadable file fails here
@@ -56,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
     capture_config = CaptureConfig(source=args.source, realtime=args.realtime, live=True if args.live else None)
     pipeline = Pipeline(pipeline_config)
     publisher = ZmqPublisher(args.pub, hwm=args.pub_hwm)
-    if warning:
-        print(f"aunets run: WARNING: {warning}", file=sys.stderr)
     sinks: list[Sink] = [publisher]
     if args.csv:  # files: the video's own time, as `aunets process`; live sources: seconds since the first frame
         sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps if info else None))
