@@ -40,35 +40,40 @@ class OpenFaceCsvWriter:
         self.path = Path(path)
         self.aus = tuple(aus)
         self._fh: Any = None
+        self._good = 0  # bytes of complete rows on disk
+        self._good_rows = 0
+        self._failed = False
+        self._t0_ns: int | None = None
+        self._fps = fps if fps and fps > 0 else None
+        self.rows = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("w", newline="", encoding="utf-8")
         except OSError as exc:
             raise self._error(exc) from None
         self._writer = csv.writer(self._fh)
-        self._good = 0  # bytes of complete rows on disk
-        self._failed = False
-        self._t0_ns: int | None = None
-        self._fps = fps if fps and fps > 0 else None
-        self.rows = 0
         self._writer.writerow(csv_columns(self.aus))
         self._flush()
 
     def _error(self, exc: OSError) -> AunetsError:
-        return AunetsError(f"cannot write the CSV {self.path}: {exc.strerror or exc}; {self.rows} rows were "
+        return AunetsError(f"cannot write the CSV {self.path}: {exc.strerror or exc}; {self._good_rows} rows were "
                            f"written; free disk space or choose another --csv path")  # fmt: skip
 
     def _flush(self) -> None:
         try:
             self._fh.flush()
             self._good = self._fh.buffer.tell()
+            self._good_rows = self.rows
         except OSError as exc:
             self._failed = True
             with contextlib.suppress(OSError):  # cut a half-written last row off
                 os.truncate(self.path, self._good)
+            self.rows = self._good_rows
             raise self._error(exc) from None
 
     def publish_results(self, results: Sequence[FaceResult]) -> None:
+        if self._failed:  # the error was raised once; the run is ending
+            return
         for r in results:
             if r.events_only:
                 continue

@@ -429,6 +429,31 @@ def test_full_disk_is_one_line(engine: Path, test_video: tuple[Path, int]) -> No
     assert res.stderr.strip().count("\n") == 0 and "No space left on device" in res.stderr, res.stderr
 
 
+def test_disk_full_mid_run_keeps_whole_rows_only(engine: Path, long_video: tuple[Path, int], tmp_path: Path) -> None:
+    """A real short write mid-run: a file-size limit (RLIMIT_FSIZE, set on the running process) makes the
+    kernel stop the CSV in the middle of a row, as a full disk does."""
+    import resource
+
+    video, n = long_video
+    out = tmp_path / "o.csv"
+    proc = subprocess.Popen(
+        [*CLI, "process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _csv_rows(out) >= 5 or proc.poll() is not None, 90, "5 CSV rows")
+        limit = out.stat().st_size + 20_000  # about 150 rows more; CPython ignores SIGXFSZ, so writes get EFBIG
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 1
+    assert stderr.strip().count("\n") == 0 and "File too large" in stderr, stderr
+    rows = _check_csv(out)  # every row whole: the half-written last one was cut off
+    assert 5 < len(rows) < n and out.stat().st_size <= limit
+    assert f"{len(rows)} rows were written" in stderr
+
+
 def test_listen_that_receives_nothing_fails() -> None:
     res = subprocess.run([*CLI, "listen", "--sub", f"tcp://127.0.0.1:{_free_port()}", "--timeout", "0.3"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
