@@ -94,6 +94,13 @@ def _csv_rows(path: Path) -> int:
         return 0
 
 
+def _default_signals() -> None:
+    """In the child before exec: SIGINT and SIGHUP as a terminal gives them (a CI runner may start the tests
+    with them ignored, and an ignored signal is kept ignored on purpose)."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
     """Teardown: whatever a failed test left running goes."""
     if proc.poll() is None:
@@ -146,6 +153,7 @@ def test_stop_signal_to_the_group_of_run_exits_fast_with_every_row_a_summary_and
         [*CLI, "run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
          "--csv", str(out), "--stats-json", str(stats_json)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_signals,
     )  # fmt: skip
     try:
         _wait_for(lambda: _csv_rows(out) >= 10 or proc.poll() is not None, 90, "10 CSV rows")
@@ -178,6 +186,7 @@ def test_sigkill_of_the_parent_leaves_no_capture_process_and_no_shm(
         [*CLI, "run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
          "--csv", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_default_signals,
     )  # fmt: skip
     try:
         _wait_for(lambda: _csv_rows(out) >= 3 or proc.poll() is not None, 90, "3 CSV rows")
@@ -205,6 +214,7 @@ def test_sigterm_to_process_keeps_every_row_and_writes_this_runs_config(
     proc = subprocess.Popen(
         [*CLI, "process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_signals,
     )  # fmt: skip
     try:
         _wait_for(lambda: _csv_rows(out) >= 5 or proc.poll() is not None, 90, "5 CSV rows")
@@ -439,6 +449,7 @@ def test_disk_full_mid_run_keeps_whole_rows_only(engine: Path, long_video: tuple
     proc = subprocess.Popen(
         [*CLI, "process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_signals,
     )  # fmt: skip
     try:
         _wait_for(lambda: _csv_rows(out) >= 5 or proc.poll() is not None, 90, "5 CSV rows")
