@@ -55,14 +55,17 @@ class AUEngine:
             weights = weight_file(manifest, name, runtime)
             rt = open_runtime(path / weights, runtime, threads, num_outputs=blocks * n_heads * len(manifest.aus),
                               **kwargs)
-            width = rt.run(warmup).shape[1]  # also warms the runtime up
-            if width < blocks * n_heads * len(manifest.aus):
-                raise EngineError(
-                    f"detector {name} returns {width} logits, too few for {n_heads} head(s) of {len(manifest.aus)} "
-                    f"AUs{' with intensity' if manifest.intensity else ''}; the bundle is inconsistent: rebuild it "
-                    f"with `aunets build-engine`"
-                )
             self._files[name] = rt
+            expected = blocks * n_heads * len(manifest.aus)
+            width = _check_against_weights(rt, weights, warmup, manifest.input.layout, expected)
+            if width != expected:
+                raise EngineError(
+                    f"detector {weights} returns {width} logits per sample, {'too few' if width < expected else 'too'} "
+                    f"{'' if width < expected else 'many '}for the manifest's {len(manifest.aus)} AUs x {n_heads} "
+                    f"head(s){' with intensity' if manifest.intensity else ''} (exactly {expected}): its 'aus', "
+                    f"'detector_heads' or 'intensity' do not match the weights, so every AU column would be "
+                    f"misaligned; rebuild it with `aunets build-engine`"
+                )
             self._presence_width[name] = width // blocks
         self._view: EngineRuntime | None = None
         if manifest.view_classifier:
@@ -77,6 +80,12 @@ class AUEngine:
                 architecture_kwargs=view_kwargs.get("architecture_kwargs", {}),
                 num_outputs=manifest.view_grid.n_views,
             )
+            rgb = np.zeros((1, 3, manifest.input.height, manifest.input.width), dtype=np.float32)
+            n_views = manifest.view_grid.n_views
+            layout = f"rgb {manifest.input.height}x{manifest.input.width}"
+            if _check_against_weights(self._view, manifest.view_classifier, rgb, layout, n_views) != n_views:
+                raise EngineError(f"view classifier {manifest.view_classifier} does not return {n_views} view logits; "
+                                  f"rebuild the bundle with `aunets build-engine`")  # fmt: skip
 
     @property
     def aus(self) -> tuple[int, ...]:
@@ -128,6 +137,32 @@ class AUEngine:
         if self._view is None:
             return None
         return softmax(self._view.run(rgb_samples))
+
+
+def _check_against_weights(rt: EngineRuntime, name: str, sample: np.ndarray, layout: str, width: int) -> int:
+    """Compare the manifest with the weights themselves: the input shape the graph declares (ONNX) with
+    ``sample``'s, then run ``sample`` (which also warms the runtime up). Returns the logits per sample;
+    raises :class:`EngineError` naming both sides when they disagree."""
+    declared = getattr(rt, "input_shape", None)
+    fix = "the manifest's 'input' does not match the weights; fix it or rebuild the bundle with `aunets build-engine`"
+    if declared is not None:
+        if len(declared) != sample.ndim or any(
+            isinstance(d, int) and d != s for d, s in zip(declared[1:], sample.shape[1:], strict=False)
+        ):
+            shape = "x".join(str(d) for d in declared[1:])
+            raise EngineError(f"{name} takes input {shape} (C x H x W), the manifest says {layout} "
+                              f"({'x'.join(map(str, sample.shape[1:]))}): {fix}")  # fmt: skip
+        out = getattr(rt, "output_shape", None)
+        if out is not None and len(out) == 2 and isinstance(out[1], int) and out[1] != width:
+            return out[1]
+    try:
+        logits = rt.run(sample)
+    except Exception as exc:  # runtimes raise their own untyped errors
+        raise EngineError(f"{name} does not run on the manifest's input {layout} "
+                          f"({'x'.join(map(str, sample.shape[1:]))}): {str(exc).splitlines()[0][:300]}; {fix}") from exc
+    if logits.ndim != 2:
+        raise EngineError(f"{name} returns logits of shape {logits.shape}, not (N, K); rebuild the bundle")
+    return int(logits.shape[1])
 
 
 def weight_file(manifest: Manifest, name: str, runtime: str) -> str:

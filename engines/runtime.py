@@ -80,6 +80,9 @@ class OnnxRuntime:
             raise EngineError(f"ONNX Runtime cannot load {path}: {exc}; rebuild it with `aunets build-engine`") from exc
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+        # declared shapes, e.g. ("N", 3, 112, 224): ints are fixed by the graph, strings/None are free
+        self.input_shape: tuple[int | str | None, ...] = tuple(self._session.get_inputs()[0].shape)
+        self.output_shape: tuple[int | str | None, ...] = tuple(self._session.get_outputs()[0].shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self._session.run([self._output], {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]

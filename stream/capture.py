@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -30,11 +32,16 @@ import numpy as np
 from stream.errors import SourceError
 from stream.face import FaceTracker, Track, TrackerConfig, YuNetDetector
 from stream.frame import Frame
+from stream.shutdown import ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_HINT = "mp4, avi, mkv, mov or webm (H.264/MPEG-4/MJPEG/VP8/VP9)"
+END_TOLERANCE_FRAMES = 3
+END_TOLERANCE_FRACTION = 0.02
+"""A file that stops decoding at most max(3 frames, 2 %) before the frame count its container announces has
+ended (ASF/WMV, MKV and WebM containers estimate the count from the duration); more is damage."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,11 @@ class VideoSource:
                 if not path.is_file():
                     raise SourceError(f"{path} is not a file; for a folder of images it must contain {IMAGE_SUFFIXES}")
             cap = cv2.VideoCapture(self.spec)
+            if not cap.isOpened() and self.is_url:
+                raise SourceError(
+                    f"cannot open the stream {self.spec}: the server refused or did not answer, or it serves no "
+                    f"video OpenCV reads; check that the server is running and the URL (try it in ffplay or VLC)"
+                )
             if not cap.isOpened():
                 raise SourceError(
                     f"OpenCV cannot open {self.spec}: not a supported video ({VIDEO_HINT}) or unreadable; "
@@ -120,11 +132,15 @@ class VideoSource:
             return frame
         ok, frame = self._cap.read()
         if not ok or frame is None:
-            if self._count > 0 and self._read < self._count - 1:
+            missing = self._count - self._read
+            if self._count > 0 and missing > max(END_TOLERANCE_FRAMES, END_TOLERANCE_FRACTION * self._count):
                 raise SourceError(
                     f"{self.spec}: frame {self._read} of {self._count} could not be decoded (damaged file); the rows "
                     f"before it were kept; repair it with `ffmpeg -i INPUT -c:v libx264 out.mp4` and run again"
                 )
+            if self._count > 0 and missing > 0:
+                log.warning("%s: the container announced %d frames and %d decoded: taken as the end of the file "
+                            "(an estimated frame count, not damage)", self.spec, self._count, self._read)
             return None
         self._read += 1
         return frame
@@ -210,7 +226,10 @@ _TRACK_FIELDS = 6  # track id, x, y, w, h, score
 
 
 def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> None:
-    """Body of the capture process."""
+    """Body of the capture process. It ignores SIGINT/SIGTERM (the parent stops it through ``stop``) and
+    exits by itself within ~0.1 s of a frame when its parent dies, so it is never orphaned."""
+    ignore_stop_signals()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="aunets-parent-watch", daemon=True).start()
     cond, states, meta, counters = shared["cond"], shared["states"], shared["meta"], shared["counters"]
     track_meta = shared["tracks"]
     cv2.setNumThreads(1)  # this process has one core's worth of work; leave the other to the pipeline
@@ -291,6 +310,28 @@ def ctrl_wait(reply: Any) -> str | None:
         return None
 
 
+def _exit_with_parent(parent: int, poll_s: float = 0.1) -> None:
+    """Watchdog thread of the capture process: exit at once when the parent is gone (killed with SIGKILL or
+    without cleanup), wherever the main thread is blocked (a camera read, a lock the dead parent held). The
+    shared memory and semaphores are then unlinked by multiprocessing's resource tracker, which outlives
+    its last user by design."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(0)
+
+
+@contextlib.contextmanager
+def _held(cond: Any, alive: Callable[[], bool], source: str) -> Iterator[None]:
+    """Hold ``cond``, never waiting forever for a lock a killed capture process held."""
+    while not cond.acquire(timeout=0.5):
+        if not alive():
+            raise SourceError(f"{source}: the capture process died")
+    try:
+        yield
+    finally:
+        cond.release()
+
+
 def _free_slot(states: Any, live: bool, counters: Any, cond: Any, stop: Any) -> int:
     """Under ``cond``: a free slot; live sources reclaim the oldest unread frame (a drop), files wait."""
     while True:
@@ -368,15 +409,16 @@ class Capture:
         self._shared["reply"].put(self._shm.name)
         return info
 
-    def frames(self) -> Iterator[Frame]:
-        """Frames in order (files) or newest first (live sources) until the source ends."""
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Frames in order (files) or newest first (live sources) until the source ends (or ``stop`` is set
+        while waiting for the next frame)."""
         if self.info is None:
             self.start()
         sh = self._shared
         cond, states, meta, counters = sh["cond"], sh["states"], sh["meta"], sh["counters"]
         reading = -1
         while True:
-            with cond:
+            with _held(cond, self._proc.is_alive, self.config.source):
                 if reading >= 0:
                     states[reading] = _FREE
                     cond.notify_all()
@@ -387,6 +429,8 @@ class Capture:
                         break
                     if counters[1]:
                         self._check_error()
+                        return
+                    if stop is not None and stop.is_set():
                         return
                     cond.wait(0.05)
                     if not self._proc.is_alive() and not any(states[i] == _FILLED for i in range(len(states))):
@@ -431,8 +475,12 @@ class Capture:
     def close(self) -> None:
         if self._proc is not None:
             self._shared["stop"].set()
-            with self._shared["cond"]:
-                self._shared["cond"].notify_all()
+            cond = self._shared["cond"]
+            if cond.acquire(timeout=1.0):  # a child killed while holding it leaves it locked for good
+                try:
+                    cond.notify_all()
+                finally:
+                    cond.release()
             self._proc.join(timeout=5.0)
             if self._proc.is_alive():
                 self._proc.terminate()

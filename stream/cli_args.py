@@ -10,6 +10,42 @@ if TYPE_CHECKING:
     from stream.pipeline import PipelineConfig
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 and negative values are refused, never read as a default)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def odd_positive_int(text: str) -> int:
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd (1, 3, 5, ...), got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0 picks a free port), got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline")
     g.add_argument("--engine", type=Path, default=None, help="engine bundle directory (default: the embedded engine)")
@@ -17,14 +53,16 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: GPU frame path (flow + engine on the GPU; needs torch with CUDA)")
     g.add_argument("--flow", default=None, help="flow backend (default: the engine's, e.g. dis); also farneback")
-    g.add_argument("--median-window", type=int, default=None, help="odd median window in frames (default: engine's)")
-    g.add_argument("--lookahead", type=int, default=0,
+    g.add_argument("--median-window", type=odd_positive_int, default=None,
+                   help="odd median window in frames (default: engine's)")
+    g.add_argument("--lookahead", type=non_negative_int, default=0,
                    help="median look-ahead in frames: 0 = causal (default); (window-1)/2 = centred, adds latency")
-    g.add_argument("--max-faces", type=int, default=1, help="faces tracked, largest first; one stream per track id")
-    g.add_argument("--detect-every", type=int, default=5,
+    g.add_argument("--max-faces", type=positive_int, default=1,
+                   help="faces tracked, largest first; one stream per track id")
+    g.add_argument("--detect-every", type=positive_int, default=5,
                    help="look for new faces in the whole frame every N frames (default 5); tracks are re-detected "
                         "in a small region every frame")
-    g.add_argument("--threads", type=int, default=2,
+    g.add_argument("--threads", type=positive_int, default=2,
                    help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 
 

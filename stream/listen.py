@@ -6,11 +6,13 @@ Recording writes JSON Lines: ``{"topic": ..., "t_receive": ..., "payload": {...}
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
+from stream.cli_args import positive_int
 from stream.messages import TOPIC_EVENT, TOPIC_FRAME, TOPIC_STATUS, TOPICS
 
 
@@ -20,13 +22,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", default="au.event,au.status",
                    help=f"comma-separated topics to print (from {', '.join(TOPICS)}; default au.event,au.status)")
     p.add_argument("--record", type=Path, default=None, help="append every received message to this .jsonl file")
-    p.add_argument("--count", type=int, default=None, help="exit after N messages")
+    p.add_argument("--count", type=positive_int, default=None, help="exit after N messages")
     p.add_argument("--timeout", type=float, default=None, help="exit after SECONDS without a message")
 
 
 def run(args: argparse.Namespace) -> int:
     import zmq
 
+    from stream.errors import ConfigError
+    from stream.outputs import check_output
+    from stream.publish import check_endpoint
+
+    check_endpoint(args.sub, "--sub")
+    check_output(args.record, "--record")
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:
@@ -37,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     sock.connect(args.sub)
     for topic in topics:
         sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    record = args.record.open("a", encoding="utf-8") if args.record else None
+    try:
+        record = args.record.open("a", encoding="utf-8") if args.record else None
+    except OSError as exc:
+        sock.close(0)
+        raise ConfigError(f"cannot open --record {args.record}: {exc.strerror or exc}; choose another path") from None
     last_seq: dict[str, int] = {}
     received = 0
     try:
@@ -53,15 +65,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"# gap on {topic}: seq {last_seq[topic]} -> {seq}", file=sys.stderr)
             last_seq[topic] = seq
             if record:
-                record.write(json.dumps({"topic": topic, "t_receive": time.time(), "payload": payload}) + "\n")
-                record.flush()
+                try:
+                    record.write(json.dumps({"topic": topic, "t_receive": time.time(), "payload": payload}) + "\n")
+                    record.flush()
+                except OSError as exc:
+                    raise ConfigError(f"cannot write --record {args.record} after {received - 1} messages: "
+                                      f"{exc.strerror or exc}; free disk space or choose another path") from None
             print(_format(topic, payload), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
         sock.close(0)
         if record:
-            record.close()
+            with contextlib.suppress(OSError):
+                record.close()
+    if received == 0:
+        print(f"aunets listen: error: received nothing from {args.sub}; is `aunets run` publishing there "
+              f"(its --pub)?", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream.au import au_key
@@ -57,3 +59,33 @@ def event_payload(event: AUEvent, seq: int, t_publish: float) -> dict[str, Any]:
 def status_payload(status: Mapping[str, Any], seq: int, t_publish: float) -> dict[str, Any]:
     """``au.status``: the 1 Hz heartbeat (fps, drops, latency percentiles in ms, ...)."""
     return {"schema": SCHEMA, "seq": seq, "t": t_publish, **status}
+
+
+def latency_percentiles(latencies_ms: Sequence[float]) -> dict[str, float | None]:
+    """``{"p50": ms, "p99": ms}`` of ``latencies_ms``; ``null`` (None) for both when there are none."""
+    if not latencies_ms:
+        return {"p50": None, "p99": None}
+    import numpy as np
+
+    lat = np.asarray(latencies_ms)
+    return {"p50": round(float(np.percentile(lat, 50)), 3), "p99": round(float(np.percentile(lat, 99)), 3)}
+
+
+def to_json(payload: Any, indent: int | None = None) -> str:
+    """Strict JSON (RFC 8259): a NaN or infinity anywhere becomes ``null`` (``json.dumps`` would write
+    ``NaN``, which JavaScript, Go and Rust parsers reject)."""
+    separators = (",", ":") if indent is None else None
+    try:
+        return json.dumps(payload, separators=separators, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(payload), separators=separators, indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

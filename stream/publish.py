@@ -6,7 +6,8 @@ one topic sees gaps (dropped messages) as jumps in ``seq``.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from stream.messages import (
     event_payload,
     frame_payload,
     status_payload,
+    to_json,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +32,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+
+
+LOOPBACK_HOSTS = ("localhost", "lo", "lo0")
+
+
+def check_endpoint(endpoint: str, option: str = "--pub") -> str | None:
+    """Validate a ZeroMQ endpoint (``tcp://HOST:PORT``, port 1..65535 or ``*`` for any free one;
+    ``ipc://``, ``inproc://``). Raises :class:`ConfigError` naming the fix; returns a warning when a ``tcp``
+    endpoint is reachable from other machines (anything but loopback), else None."""
+    transport, sep, rest = endpoint.partition("://")
+    if not sep or transport not in ("tcp", "ipc", "inproc") or not rest:
+        raise ConfigError(f"{option} {endpoint!r} is not a ZeroMQ endpoint; use tcp://127.0.0.1:5556 "
+                          f"(or ipc:///tmp/aunets.sock)")  # fmt: skip
+    if transport != "tcp":
+        return None
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        raise ConfigError(f"{option} {endpoint!r} has no port; use tcp://{rest}:5556")
+    if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(f"{option} {endpoint!r}: port {port!r} is not 1..65535 (or * for any free port)")
+    name = host.strip("[]")
+    if name in LOOPBACK_HOSTS:
+        return None
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    everywhere = name in ("*", "0.0.0.0", "::")
+    return (f"{option} {endpoint} publishes face-derived data, unauthenticated, to "
+            f"{'every network this machine is on' if everywhere else 'other machines'}; "
+            f"use tcp://127.0.0.1:{port} to keep it on this machine")  # fmt: skip
 
 
 class Sink(Protocol):
@@ -50,6 +82,7 @@ class ZmqPublisher:
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, hwm: int = 10000, context: zmq.Context | None = None) -> None:
         self.endpoint = endpoint
+        self.warning = check_endpoint(endpoint)
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
@@ -68,7 +101,7 @@ class ZmqPublisher:
 
     def _send(self, topic: str, payload: dict[str, Any]) -> None:
         self._drain_subscriptions()
-        self._sock.send_multipart([topic.encode(), json.dumps(payload, separators=(",", ":")).encode()])
+        self._sock.send_multipart([topic.encode(), to_json(payload).encode()])
 
     def _next(self, topic: str) -> int:
         seq = self._seq[topic]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stream.capture import Capture, CaptureConfig
+from stream.capture import Capture, CaptureConfig, SourceInfo
+from stream.messages import latency_percentiles
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.publish import Sink
 
@@ -39,9 +41,10 @@ class LatencyHistogram:
         self.counts += other.counts
         self.n += other.n
 
-    def percentile(self, q: float) -> float:
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile in ms; None before the first latency (JSON ``null``, never NaN)."""
         if self.n == 0:
-            return float("nan")
+            return None
         index = int(np.searchsorted(np.cumsum(self.counts), max(1.0, q / 100.0 * self.n)))
         return (index + 0.5) * self.BIN_MS
 
@@ -63,7 +66,7 @@ class RunStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def percentile(self, q: float) -> float:
+    def percentile(self, q: float) -> float | None:
         return self.latency.percentile(q)
 
     def summary(self) -> dict[str, Any]:
@@ -74,15 +77,17 @@ class RunStats:
             "dropped": self.dropped,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 2),
-            "latency_ms": {"p50": round(self.percentile(50), 3), "p99": round(self.percentile(99), 3)},
+            "latency_ms": {"p50": _ms(self.percentile(50)), "p99": _ms(self.percentile(99))},
             "stage_ms_per_frame": {k: round(1000 * v / max(1, self.frames), 3) for k, v in self.stage_s.items()},
         }
 
 
 def save_config(path: Path, capture: CaptureConfig, pipeline: PipelineConfig, extra: dict[str, Any]) -> Path:
     """Write the resolved configuration of a run as JSON beside its output."""
+    from stream.outputs import write_json
+
     data = {"capture": capture.__dict__, "pipeline": pipeline.to_json(), **extra}
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(path, json.dumps(data, indent=2, default=str), "config")
     return path
 
 
@@ -93,14 +98,21 @@ def run_stream(
     max_frames: int | None = None,
     progress: bool = False,
     status_every_s: float = 1.0,
+    stop: threading.Event | None = None,
+    stats: RunStats | None = None,
+    on_start: Callable[[SourceInfo], None] | None = None,
 ) -> RunStats:
-    """Run until the source ends (or ``max_frames``). Sinks are flushed and closed by the caller.
+    """Run until the source ends (or ``max_frames``, or ``stop`` is set: the run then ends as if the source
+    had, see :mod:`stream.shutdown`). Sinks are flushed and closed by the caller.
+
+    ``stats``: filled in place (so the caller has the counters also when this raises); ``on_start`` is
+    called once the source is open.
 
     Every ``status_every_s`` seconds each sink gets a status (fps, frames, drops, latency p50/p99 over the
     last interval). Raises :class:`~stream.errors.SourceError` after handing every computed result to the
     sinks when the source fails mid-stream.
     """
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
     recent: deque[float] = deque(maxlen=2000)
     bar = None
     if pipeline.tracking_in_capture and capture_config.tracker is None:
@@ -108,6 +120,8 @@ def run_stream(
         capture_config = replace(capture_config, tracker=pipeline.config.tracker)
     with Capture(capture_config) as cap:
         assert cap.info is not None
+        if on_start is not None:
+            on_start(cap.info)
         if progress:
             from tqdm import tqdm
 
@@ -116,7 +130,7 @@ def run_stream(
         last_status = t_start
         frames_at_status = 0
         try:
-            for frame in cap.frames():
+            for frame in cap.frames(stop):
                 results = pipeline.process(frame)
                 _deliver(results, sinks, stats, recent)
                 stats.frames += 1
@@ -131,6 +145,8 @@ def run_stream(
                     recent.clear()
                     frames_at_status, last_status = stats.frames, now
                 if max_frames is not None and stats.frames >= max_frames:
+                    break
+                if stop is not None and stop.is_set():
                     break
         finally:
             _deliver(pipeline.flush(), sinks, stats, recent)
@@ -165,11 +181,14 @@ def _deliver(results: Sequence[Any], sinks: Sequence[Sink], stats: RunStats, rec
 
 
 def _status(stats: RunStats, recent: deque[float], fps: float) -> dict[str, Any]:
-    lat = np.asarray(recent) if recent else np.asarray([np.nan])
     return {
         "fps": round(fps, 2),
         "frames": stats.frames,
         "dropped": stats.dropped,
         "no_face": stats.no_face,
-        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 3), "p99": round(float(np.percentile(lat, 99)), 3)},
+        "latency_ms": latency_percentiles(recent),
     }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -25,10 +25,12 @@ def build_tiny_engine(
     seed: int = 0,
     median_window: int = 5,
     flow_encoding: str = "paper",
+    fixed_size: bool = False,
 ) -> Path:
     """A real, tiny ONNX engine: global average pool of the input tensor -> linear -> logits (N, heads*K).
 
     Its outputs depend on the input's channel means, so they change with the image, deterministically.
+    ``fixed_size``: the graph declares its input height and width (as exported networks do), not free ones.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -36,7 +38,7 @@ def build_tiny_engine(
     from stream.flow import FlowConfig
 
     spec = InputSpec(fusion=fusion, height=size, width=size)
-    channels = spec.tensor_shape[0]
+    channels, height, width = spec.tensor_shape
     rng = np.random.default_rng(seed)
     k = len(aus) * heads
     weight = rng.normal(0, 1.0, size=(channels, k)).astype(np.float32)
@@ -48,7 +50,8 @@ def build_tiny_engine(
             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
         ],
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", channels, None, None])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                       ["N", channels, height if fixed_size else None, width if fixed_size else None])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k])],
         [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
     )

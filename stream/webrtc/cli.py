@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import signal
 import sys
 from pathlib import Path
 
-from stream.cli_args import add_pipeline_arguments, pipeline_config_from_args
+from stream.cli_args import add_pipeline_arguments, pipeline_config_from_args, port, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +16,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the LAN, needs --cert)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP(S) port (default 8080; 0 picks a free one)")
+    p.add_argument("--port", type=port, default=8080, help="HTTP(S) port (default 8080; 0 picks a free one)")
     p.add_argument("--pub", default="tcp://127.0.0.1:5556",
                    help="ZeroMQ PUB endpoint, as `aunets run` (default tcp://127.0.0.1:5556); 'none' to disable")
     p.add_argument("--ice-server", action="append", default=[], metavar="URL[,USER,CREDENTIAL]",
@@ -26,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "turn:turn.example.org:3478,alice,secret (default: none; loopback and LAN need none)")
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS, for remote browsers")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM) for --cert")
-    p.add_argument("--max-sessions", type=int, default=8, help="concurrent browser tabs (default 8)")
+    p.add_argument("--max-sessions", type=positive_int, default=8, help="concurrent browser tabs (default 8)")
+    p.add_argument("--connect-timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="free a session whose browser has not connected SECONDS after its offer (default 20)")
     p.add_argument("--config-json", type=Path, default=None, help="write the resolved configuration as JSON")
     add_pipeline_arguments(p)
 
@@ -35,30 +35,46 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from stream.errors import ConfigError
+    from stream.messages import to_json
+    from stream.outputs import check_output, write_json
+    from stream.publish import check_endpoint
+    from stream.shutdown import StopSignals
     from stream.webrtc.ice import IceServer
     from stream.webrtc.server import AUServer, ServeConfig
 
     if bool(args.cert) != bool(args.key):
         raise ConfigError("give both --cert and --key (PEM files) to serve HTTPS, or neither")
+    if args.connect_timeout <= 0:
+        raise ConfigError(f"--connect-timeout must be more than 0 s, got {args.connect_timeout}")
+    check_output(args.config_json, "--config-json")
+    pub = None if args.pub.lower() == "none" else args.pub
+    warning = check_endpoint(pub) if pub else None
+    if warning:
+        print(f"aunets serve: WARNING: {warning}", file=sys.stderr)
     config = ServeConfig(
         host=args.host,
         port=args.port,
-        pub=None if args.pub.lower() == "none" else args.pub,
+        pub=pub,
         ice_servers=tuple(IceServer.parse(s) for s in args.ice_server),
         pipeline=pipeline_config_from_args(args),
         certfile=args.cert,
         keyfile=args.key,
         max_sessions=args.max_sessions,
+        connect_timeout_s=args.connect_timeout,
     )
     if args.config_json:
-        args.config_json.write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json(args.config_json, to_json(config.to_json(), indent=2), "--config-json")
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-                loop.add_signal_handler(sig, stop.set)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        signals.on_stop = wake
+        if signals.event.is_set():
+            stop.set()
         server = AUServer(config)
         await server.start()
         pub = f"; publishing on {config.pub}" if config.pub else ""
@@ -68,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             await server.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with StopSignals() as signals, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    print("aunets serve: stopped", file=sys.stderr)
+    print(f"aunets serve: stopped{' by ' + signals.name if signals.name else ''}", file=sys.stderr)
     return 0

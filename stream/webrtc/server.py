@@ -2,8 +2,12 @@
 
 Routes: ``GET /`` (the page), ``GET /app.js``, ``GET /style.css``, ``GET /config`` (ICE servers, AUs, names,
 thresholds, engine), ``POST /offer`` (``{sdp, type, marker}`` -> ``{sdp, type, session}``) and
-``GET /sessions`` (live sessions and their counters). Signalling is non-trickle: the page waits for its
-ICE gathering to finish and the answer carries all the server's candidates, so no second round trip.
+``GET /sessions`` (live sessions and their counters). ``POST /offer`` takes only ``application/json`` and, when
+the request carries an ``Origin`` (browsers always send one on a POST), only this server's own origin, so
+another web page the user visits cannot open sessions; a session whose peer has not connected within
+``connect_timeout_s`` is closed, so offers that never connect cannot hold the slots. Signalling is
+non-trickle: the page waits for its ICE gathering to finish and the answer carries all the server's
+candidates, so no second round trip.
 The HTTP side is a minimal HTTP/1.1 implementation on asyncio streams (one request per connection), which
 keeps the extra down to aiortc.
 """
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.au import AU_NAMES, au_key
 from stream.errors import ConfigError, MissingExtraError
+from stream.messages import to_json
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.publish import DEFAULT_ENDPOINT, Sink, ZmqPublisher
 from stream.webrtc.ice import IceServer, rtc_configuration, use_host_addresses
@@ -38,7 +43,8 @@ STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".json": "application/json"}  # fmt: skip
 MAX_BODY_BYTES = 1 << 20
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           408: "Request Timeout", 413: "Payload Too Large", 415: "Unsupported Media Type",
            500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 
 
@@ -47,7 +53,8 @@ class ServeConfig:
     """``aunets serve`` settings. ``host``/``port``: HTTP(S) bind address (port 0: any free port).
     ``pub``: ZeroMQ endpoint (None: no ZeroMQ). ``ice_servers``: STUN/TURN handed to both peers (none by
     default). ``certfile``/``keyfile``: serve HTTPS (browsers only give the camera to https pages or
-    localhost). ``max_sessions``: concurrent peers. ``status_every_s``: ``au.status`` period per peer."""
+    localhost). ``max_sessions``: concurrent peers. ``status_every_s``: ``au.status`` period per peer.
+    ``connect_timeout_s``: an answered peer that has not connected by then is closed and its slot freed."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -58,6 +65,7 @@ class ServeConfig:
     keyfile: Path | None = None
     max_sessions: int = 8
     status_every_s: float = 1.0
+    connect_timeout_s: float = 20.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +97,7 @@ class AUServer:
         self.host_addresses: list[str] = []
         self._own_publisher = False
         self._server: asyncio.Server | None = None
+        self._expiries: set[asyncio.Task[None]] = set()
         self._static = static_dir()
 
     @property
@@ -136,6 +145,8 @@ class AUServer:
 
     async def stop(self) -> None:
         """Close every session, stop listening, close the publisher if it is ours."""
+        for expiry in list(self._expiries):
+            expiry.cancel()
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
         if self._server is not None:
             self._server.close()
@@ -150,9 +161,11 @@ class AUServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             status, ctype, body = await self._respond(reader)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
-            log.debug("bad request: %s", exc)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, RecursionError, UnicodeError) as exc:
+            log.debug("bad request: %s", exc)  # truncated, not JSON, or nested too deeply to parse
             status, ctype, body = 400, "text/plain", b"bad request\n"
+        except TimeoutError:
+            status, ctype, body = 408, "text/plain", b"request not complete within 10 s\n"
         except Exception:
             log.exception("request failed")
             status, ctype, body = 500, "text/plain", b"internal error\n"
@@ -186,12 +199,22 @@ class AUServer:
         if path == "/offer":
             if method != "POST":
                 return 405, "text/plain", b"POST an offer\n"
+            if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+                return 415, "text/plain", b"POST the offer as Content-Type: application/json\n"
+            origin = headers.get("origin")
+            if origin is not None and origin != self._origin(headers.get("host", "")):
+                log.warning("refused an offer from origin %r (not this page)", origin)
+                return 403, "text/plain", b"offers are accepted only from this server's own page\n"
             length = int(headers.get("content-length", "0"))
             if length > MAX_BODY_BYTES:
                 return 413, "text/plain", b"offer too large\n"
             body = await asyncio.wait_for(reader.readexactly(length), 10)
             return await self._offer(json.loads(body))
         return 404, "text/plain", b"not found\n"
+
+    def _origin(self, host: str) -> str:
+        """This server's origin as a browser on ``host`` (the request's Host header) names it."""
+        return f"{'https' if self.config.certfile else 'http'}://{host}"
 
     def page_config(self) -> dict[str, Any]:
         """What the page needs: ICE servers, AUs with names and thresholds, engine name, median window."""
@@ -211,6 +234,10 @@ class AUServer:
 
         if not isinstance(data, dict) or data.get("type") != "offer" or not isinstance(data.get("sdp"), str):
             return _json(400, {"error": "expected JSON {sdp, type: 'offer'}"})
+        try:
+            marker = MarkerLayout.from_json(data.get("marker"))
+        except (TypeError, ValueError) as exc:
+            return _json(400, {"error": f"bad marker: {exc}; expected {{rows, width, height}} as integers"})
         if len(self.sessions) >= self.config.max_sessions:
             return _json(503, {"error": f"{len(self.sessions)} sessions already (max {self.config.max_sessions}); "
                                         f"close a tab or restart with a larger --max-sessions"})  # fmt: skip
@@ -221,7 +248,7 @@ class AUServer:
             pc,
             self._make_pipeline,
             publisher=self.publisher,
-            marker=MarkerLayout.from_json(data.get("marker")),
+            marker=marker,
             on_closed=self._forget,
             status_every_s=self.config.status_every_s,
         )
@@ -233,8 +260,18 @@ class AUServer:
             await session.close()
             return _json(400, {"error": f"cannot answer this offer: {exc}"})
         log.info("session %s: answered (%d live)", session_id, len(self.sessions))
+        expiry = asyncio.get_running_loop().create_task(self._expire(session), name=f"expire-{session_id}")
+        self._expiries.add(expiry)
+        expiry.add_done_callback(self._expiries.discard)
         answer = pc.localDescription
         return _json(200, {"sdp": answer.sdp, "type": answer.type, "session": session_id})
+
+    async def _expire(self, session: PeerSession) -> None:
+        """Close ``session`` if its peer has not connected within ``connect_timeout_s``."""
+        await asyncio.sleep(self.config.connect_timeout_s)
+        if session.id in self.sessions and session.pc.connectionState != "connected" and not session.closed.is_set():
+            log.info("session %s: no connection after %.0f s, closing it", session.id, self.config.connect_timeout_s)
+            await session.close()
 
     def _make_pipeline(self) -> Pipeline:
         return Pipeline(self.config.pipeline, engine=self.engine)
@@ -245,7 +282,7 @@ class AUServer:
 
 
 def _json(status: int, data: Any) -> tuple[int, str, bytes]:
-    return status, CONTENT_TYPES[".json"], json.dumps(data).encode()
+    return status, CONTENT_TYPES[".json"], to_json(data).encode()
 
 
 class BackgroundServer:

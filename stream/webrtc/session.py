@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stream.frame import Frame
-from stream.messages import event_payload, frame_payload
+from stream.messages import event_payload, frame_payload, latency_percentiles, to_json
 from stream.webrtc.marker import read_marker, strip_rows
 
 if TYPE_CHECKING:
@@ -50,9 +50,13 @@ class MarkerLayout:
 
     @classmethod
     def from_json(cls, data: Any) -> MarkerLayout:
+        """Raises ValueError for anything but non-negative integers (a list, a string, -1)."""
         if not isinstance(data, dict):
             return cls()
-        return cls(int(data.get("rows", 0)), int(data.get("width", 0)), int(data.get("height", 0)))
+        values = [data.get(k, 0) for k in ("rows", "width", "height")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1 << 16 for v in values):
+            raise ValueError(f"marker rows, width, height must be integers in 0..65536, got {values}")
+        return cls(*values)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,10 @@ class PeerSession:
         if data.get("type") == "stats":
             self.browser_stats = {k: v for k, v in data.items() if k != "type"}
         elif data.get("type") == "marker":
-            self.marker = MarkerLayout.from_json(data)
+            try:
+                self.marker = MarkerLayout.from_json(data)
+            except ValueError as exc:
+                log.debug("session %s: ignoring a bad marker message: %s", self.id, exc)
 
     # --- frames --------------------------------------------------------------------------------------------
 
@@ -250,14 +257,13 @@ class PeerSession:
         if channel.bufferedAmount > MAX_BUFFERED_BYTES:
             self.unsent += 1
             return
-        channel.send(json.dumps(message, separators=(",", ":")))
+        channel.send(to_json(message))
 
     # --- status --------------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """Counters of this session (the ``au.status`` payload, without schema/seq/t)."""
         seconds = max(1e-9, time.perf_counter() - self._t_start)
-        lat = np.asarray(self._server_ms) if self._server_ms else np.asarray([np.nan])
         return {
             "source": "webrtc",
             "session": self.id,
@@ -267,10 +273,7 @@ class PeerSession:
             "unsent": self.unsent,
             "no_face": self.no_face,
             "fps": round(self.processed / seconds, 2),
-            "latency_ms": {
-                "p50": round(float(np.percentile(lat, 50)), 3),
-                "p99": round(float(np.percentile(lat, 99)), 3),
-            },
+            "latency_ms": latency_percentiles(self._server_ms),
             "browser": self.browser_stats,
         }
 
