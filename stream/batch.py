@@ -4,7 +4,7 @@ Each video runs through the same :class:`~stream.pipeline.Pipeline` and
 :class:`~stream.csv_sink.OpenFaceCsvWriter` as ``aunets process``, so its CSV has the same rows and columns.
 A worker (:class:`VideoWorker`) loads the engine and the face detector once and then runs videos one after
 another; it decodes and tracks in its own process (no capture process per video: pool and cluster workers may
-not start children, and one process per core is what :mod:`benchmarks.batch` measured fastest).
+not start children, and a worker then uses one core).
 
 Resuming: a video's CSV is written as ``NAME.csv.partial`` and renamed to ``NAME.csv`` when the video ends;
 then its config JSON (``NAME.csv.config.json``: pipeline config, engine, input size and mtime, frames, rows,

@@ -24,7 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="redo videos that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_pipeline_arguments(p)
-    p.set_defaults(threads=1)  # batch: one single-threaded engine per core measured fastest (benchmarks/batch.py)
+    p.set_defaults(threads=1)  # batch: one single-threaded engine per worker, one worker per core
+    for action in p._actions:  # the shared option's help names the default of `run` and `process`
+        if action.dest == "threads":
+            action.help = "engine (and OpenCV) threads per worker (default 1 in batch)"
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
