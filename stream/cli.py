@@ -21,6 +21,8 @@ log = logging.getLogger("aunets")
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("stream.run_cli", "stream AU events from a webcam, video file/URL or image folder over ZeroMQ"),
     "process": ("stream.process_cli", "process a video file offline into an OpenFace-compatible CSV (and a plot)"),
+    "batch": ("stream.batch_cli", "process a corpus of videos (files, folders, CSV manifest) into one CSV each, "
+                                  "resumable, on all cores or a Dask cluster"),
     "listen": ("stream.listen", "subscribe to a running `aunets run` and print or record its events"),
     "synth": ("models.synth.cli", "render synthetic multi-view face videos with exact AU/view/pose labels"),
     "realfaces": ("models.realfaces_cli", "write the real-face training set (photos, talking clips) as a CSV manifest"),
