@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "process": ("stream.process_cli", "process a video file offline into an OpenFace-compatible CSV (and a plot)"),
     "listen": ("stream.listen", "subscribe to a running `aunets run` and print or record its events"),
     "synth": ("models.synth.cli", "render synthetic multi-view face videos with exact AU/view/pose labels"),
+    "synth-photo": ("models.synth.photo_cli", "photo-real AU videos from real neutral photos (exact AU/view labels)"),
     "train": ("models.train_cli", "train AU detectors / view classifier from a config file"),
     "eval": ("models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
     "build-engine": ("engines.build", "export trained models to an engine bundle (ONNX + manifest)"),

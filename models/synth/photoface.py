@@ -1,0 +1,213 @@
+"""A real person's neutral photo, fitted with 478 landmarks, made to show AUs and small head rotations.
+
+Each ICT blendshape's landmark displacement (:class:`models.synth.correspondence.Correspondence`, cm) is carried
+onto the photo by the similarity that best maps the mean ICT face's landmarks onto the person's (scale in px/cm
+and the photo's head rotation). A frame's landmarks are ``neutral + sum_k w_k * basis_k`` (px), rotated about a
+head pivot by the pose change and projected orthographically; the photo is warped piecewise-affinely
+(:mod:`models.synth.photowarp`) with anchor rings outside the face (hair, ears, neck follow part of the head
+motion) and fixed window-border anchors. The eyeballs move rigidly (the lids slide over them, nothing smears) and
+a dark mouth with teeth is drawn where the lips part further than in the photo. Wrinkle shading:
+:mod:`models.synth.photoshading`.
+
+Image axes: x right, y down, z away from the camera, pixel units (MediaPipe's); ICT axes are flipped in y and z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.synth.correspondence import Correspondence
+from models.synth.facemodel import FaceModel
+from models.synth.landmarks import (
+    FACE_OVAL,
+    LEFT_EYE,
+    LIPS_INNER_LOWER,
+    LIPS_INNER_UPPER,
+    MOUTH_CORNERS,
+    RIGHT_EYE,
+    similarity_fit,
+)
+from models.synth.photowarp import backward_maps, triangulate
+from models.synth.renderer import Pose
+
+FLIP = np.array([1.0, -1.0, -1.0])  # ICT axes (y up, z forward) <-> image axes (y down, z away)
+HEAD_PIVOT_CM = np.array([0.0, -2.0, 5.0])  # ICT coordinates of the point the head turns about
+IRIS_CENTRES: tuple[int, int] = (468, 473)
+# anchor rings around the face oval: (radius factor from the face centre, share of the head motion they follow)
+RINGS: tuple[tuple[float, float], ...] = ((1.3, 0.85), (1.75, 0.35))
+N_BORDER = 8  # anchors per window side
+# depth relief kept when turning the head: a 2D warp cannot hide what turns out of view, so the full parallax of
+# the nose against the cheeks would fold the far cheek over itself; 0.6 keeps most of the perspective cue
+DEPTH_RELIEF = 0.6
+
+
+def pose_angles(rotation_ict: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees of ``Rz(roll) @ Ry(yaw) @ Rx(pitch)`` (:class:`models.synth.renderer.Pose`)."""
+    r = rotation_ict
+    yaw = float(np.degrees(-np.arcsin(np.clip(r[2, 0], -1.0, 1.0))))
+    pitch = float(np.degrees(np.arctan2(r[2, 1], r[2, 2])))
+    roll = float(np.degrees(np.arctan2(r[1, 0], r[0, 0])))
+    return yaw, pitch, roll
+
+
+@dataclass
+class PhotoFace:
+    """A fitted neutral face in one image (the frame geometry the warp works in).
+
+    ``image`` (H, W, 3) uint8 RGB; ``landmarks`` (478, 3) float32 px (image axes); ``scale`` px per cm;
+    ``rotation`` (3, 3) ICT->image rotation of the fit; ``basis`` (K, 478, 3) px landmark displacement per unit
+    blendshape weight for ``model.expr_names``; ``anchors`` (A, 3) px, ``follow`` (A,) share of head motion;
+    ``tris`` (T, 3) triangulation of landmarks + anchors; ``roi`` (x0, y0, w, h) the warped window.
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    scale: float
+    rotation: np.ndarray
+    pivot: np.ndarray
+    basis: np.ndarray
+    anchors: np.ndarray
+    follow: np.ndarray
+    tris: np.ndarray
+    roi: tuple[int, int, int, int]
+
+    @classmethod
+    def fit(cls, image: np.ndarray, landmarks: np.ndarray, model: FaceModel, corr: Correspondence) -> PhotoFace:
+        lm = np.asarray(landmarks, np.float64)
+        ict = corr.points(model.neutral).astype(np.float64) * FLIP
+        s, r, t = similarity_fit(ict, lm)
+        d = model.expr_deltas.reshape(len(model.expr_names), -1, 3)
+        basis = np.einsum("nj,knjc->knc", corr.weights, d[:, corr.vertices]) * FLIP
+        basis = (s * basis @ r.T).astype(np.float32)
+        pivot = s * (HEAD_PIVOT_CM * FLIP) @ r.T + t
+        h, w = image.shape[:2]
+        oval = lm[list(FACE_OVAL)]
+        centre = oval[:, :2].mean(0)
+        rings, follow = [], []
+        for factor, share in RINGS:
+            ring = oval.copy()
+            ring[:, :2] = centre + factor * (oval[:, :2] - centre)
+            rings.append(ring)
+            follow.append(np.full(len(ring), share))
+        outer = rings[-1][:, :2]
+        pad = 0.08 * (outer[:, 1].max() - outer[:, 1].min())
+        x0, y0 = max(0, int(outer[:, 0].min() - pad)), max(0, int(outer[:, 1].min() - pad))
+        x1, y1 = min(w, int(np.ceil(outer[:, 0].max() + pad))), min(h, int(np.ceil(outer[:, 1].max() + pad)))
+        for ring in rings:
+            ring[:, 0] = np.clip(ring[:, 0], x0 + 2, x1 - 2)
+            ring[:, 1] = np.clip(ring[:, 1], y0 + 2, y1 - 2)
+        u = np.linspace(0.0, 1.0, N_BORDER + 1)[:-1]
+        bx = np.concatenate([x0 + u * (x1 - x0), np.full_like(u, x1), x1 - u * (x1 - x0), np.full_like(u, x0)])
+        by = np.concatenate([np.full_like(u, y0), y0 + u * (y1 - y0), np.full_like(u, y1), y1 - u * (y1 - y0)])
+        border = np.stack([bx, by, np.full_like(bx, pivot[2])], 1)
+        anchors = np.concatenate([*rings, border]).astype(np.float32)
+        follow_all = np.concatenate([*follow, np.zeros(len(border))]).astype(np.float32)
+        tris = triangulate(np.concatenate([lm[:, :2], anchors[:, :2]]), w, h)
+        return cls(image, lm.astype(np.float32), s, r, pivot.astype(np.float32), basis, anchors, follow_all, tris,
+                   (x0, y0, x1 - x0, y1 - y0))  # fmt: skip
+
+    @property
+    def photo_pose(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll) degrees of the head in the photo (from the fit)."""
+        return pose_angles(np.diag(FLIP) @ self.rotation @ np.diag(FLIP))
+
+    def head_rotation(self, yaw: float, pitch: float, roll: float) -> np.ndarray:
+        """(3, 3) image-axes rotation of a head-pose change (degrees, :class:`Pose` convention)."""
+        return np.diag(FLIP) @ Pose(yaw, pitch, roll).rotation().astype(np.float64) @ np.diag(FLIP)
+
+    def moved_landmarks(
+        self, weights: np.ndarray, rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ) -> np.ndarray:
+        """Landmarks (478, 3) float32 px for blendshape weights (K,) and a head-pose change (yaw, pitch, roll) deg."""
+        active = np.flatnonzero(weights)
+        pts = self.landmarks.astype(np.float64).copy()
+        if len(active):
+            pts += np.einsum("k,knc->nc", weights[active], self.basis[active])
+        if rotation != (0.0, 0.0, 0.0):
+            pts = self._turn(pts, rotation)
+        return pts.astype(np.float32)
+
+    def _turn(self, pts: np.ndarray, rotation: tuple[float, float, float]) -> np.ndarray:
+        """Points (N, 3) px turned about the head pivot (depth relief scaled by :data:`DEPTH_RELIEF`)."""
+        rel = (pts - self.pivot) * np.array([1.0, 1.0, DEPTH_RELIEF])
+        out = rel @ self.head_rotation(*rotation).T
+        out[:, 2] /= DEPTH_RELIEF
+        return out + self.pivot
+
+    def moved_anchors(self, moved: np.ndarray) -> np.ndarray:
+        """Anchors (A, 3) px for moved landmarks (478, 3): each ring point follows its face-oval point by its share
+        of the motion (so rings never cross the face), the window border stays."""
+        oval = list(FACE_OVAL)
+        motion = np.tile(moved[oval] - self.landmarks[oval], (len(RINGS), 1))
+        out = self.anchors.copy()
+        out[: len(motion)] += self.follow[: len(motion), None] * motion
+        return out
+
+    def render(
+        self, weights: np.ndarray, rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The warped image (H, W, 3) uint8 RGB and its landmarks (478, 3) px."""
+        dst_lm = self.moved_landmarks(weights, rotation)
+        dst = np.concatenate([dst_lm[:, :2], self.moved_anchors(dst_lm)[:, :2]])
+        src = np.concatenate([self.landmarks[:, :2], self.anchors[:, :2]])
+        x0, y0, w, h = self.roi
+        mx, my = backward_maps(dst, src, self.tris, self.roi)
+        self._eyeballs(mx, my, dst_lm)
+        out = self.image.copy()
+        win = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        win = self._mouth(win, dst_lm)
+        out[y0 : y0 + h, x0 : x0 + w] = win
+        return out, dst_lm
+
+    def _eyeballs(self, mx: np.ndarray, my: np.ndarray, dst: np.ndarray) -> None:
+        """Inside the moved eye openings sample the photo's eye shifted rigidly with the iris (in place)."""
+        x0, y0 = self.roi[0], self.roi[1]
+        mask = np.zeros(mx.shape, np.uint8)
+        for eye, iris in ((RIGHT_EYE, IRIS_CENTRES[0]), (LEFT_EYE, IRIS_CENTRES[1])):
+            mask[:] = 0
+            poly = dst[list(eye), :2] - np.array([x0, y0]) - 0.5
+            cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+            shift = dst[iris, :2] - self.landmarks[iris, :2]
+            ys, xs = np.nonzero(mask)
+            mx[ys, xs] = xs + x0 - shift[0]
+            my[ys, xs] = ys + y0 - shift[1]
+
+    def _mouth(self, win: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Dark mouth and teeth where the moved inner lip contour is open wider than in the photo."""
+        up, lo = list(LIPS_INNER_UPPER), list(LIPS_INNER_LOWER)
+        gap_src = float(np.mean(self.landmarks[lo[3:8], 1] - self.landmarks[up[3:8], 1]))
+        gap_dst = float(np.mean(dst[lo[3:8], 1] - dst[up[3:8], 1]))
+        width = float(np.linalg.norm(dst[MOUTH_CORNERS[0], :2] - dst[MOUTH_CORNERS[1], :2]))
+        strength = float(np.clip((gap_dst - max(gap_src, 0.0) - 0.3) / 2.0, 0.0, 1.0))
+        if strength <= 0.0 or width < 4:
+            return win
+        x0, y0 = self.roi[0], self.roi[1]
+        off = np.array([x0 + 0.5, y0 + 0.5])
+        upper = dst[up, :2] - off
+        lower = dst[lo, :2] - off
+        poly = np.concatenate([upper, lower[::-1][1:-1]])
+        h, w = win.shape[:2]
+        mask = np.zeros((h, w), np.float32)
+        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        skin = self.image[int(dst[1, 1]) - 2 : int(dst[1, 1]) + 3, int(dst[1, 0]) - 2 : int(dst[1, 0]) + 3]
+        lum = float(np.clip(skin.reshape(-1, 3).mean() / 170.0, 0.5, 1.3)) if skin.size else 1.0
+        layer = np.empty((h, w, 3), np.float32)
+        layer[:] = np.array([48.0, 18.0, 20.0]) * lum
+        teeth_h = 0.12 * width
+        teeth = np.concatenate([upper, (upper + np.array([0.0, teeth_h]))[::-1]])
+        tmask = np.zeros((h, w), np.float32)
+        cv2.fillPoly(tmask, [np.round(teeth * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        if gap_dst > 0.22 * width:
+            lt = np.concatenate([lower, (lower - np.array([0.0, 0.6 * teeth_h]))[::-1]])
+            cv2.fillPoly(tmask, [np.round(lt * 16).astype(np.int32)], 0.8, cv2.LINE_AA, shift=4)
+        cx = float(np.mean(upper[:, 0]))
+        xs = np.arange(w, dtype=np.float32)
+        fall = np.clip(1.0 - 0.75 * ((xs - cx) / (0.5 * width)) ** 2, 0.15, 1.0)[None, :, None]
+        tooth = np.array([222.0, 214.0, 198.0]) * min(lum, 1.05) * fall
+        layer = layer * (1 - tmask[..., None]) + tooth * tmask[..., None]
+        layer = cv2.GaussianBlur(layer, (0, 0), max(0.6, 0.015 * width))
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * strength
+        return np.clip(win * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
