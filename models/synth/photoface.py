@@ -171,9 +171,11 @@ class PhotoFace:
             poly = dst[list(eye), :2] - np.array([x0, y0]) - 0.5
             cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
             shift = dst[iris, :2] - self.landmarks[iris, :2]
-            ys, xs = np.nonzero(mask)
-            mx[ys, xs] = xs + x0 - shift[0]
-            my[ys, xs] = ys + y0 - shift[1]
+            bx0, by0 = max(0, int(poly[:, 0].min()) - 1), max(0, int(poly[:, 1].min()) - 1)
+            sub = mask[by0 : int(poly[:, 1].max()) + 2, bx0 : int(poly[:, 0].max()) + 2]
+            ys, xs = np.nonzero(sub)
+            mx[ys + by0, xs + bx0] = xs + bx0 + x0 - shift[0]
+            my[ys + by0, xs + bx0] = ys + by0 + y0 - shift[1]
 
     def _mouth(self, win: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Dark mouth and teeth where the moved inner lip contour is open wider than in the photo."""

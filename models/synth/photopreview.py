@@ -28,7 +28,10 @@ def render_photo_grid(photos: str, seed: int = 0, people: int = 3, intensity: fl
     for person in chosen:
         if person.subject not in fits:
             continue
-        photo = cv2.cvtColor(cv2.imread(person.photo), cv2.COLOR_BGR2RGB)
+        bgr = cv2.imread(person.photo)
+        if bgr is None:
+            continue
+        photo = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         lm = fits[person.subject]
         face = PhotoFace.fit(photo, lm, model, corr)
         oval = lm[list(FACE_OVAL), :2]

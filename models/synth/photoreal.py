@@ -260,17 +260,19 @@ def sample_look(rng: np.random.Generator) -> Look:
 
 
 def light_field(look: Look, width: int, height: int, centre: tuple[float, float], radius: float) -> np.ndarray:
-    """(H, W, 3) float32 multiplier: gain x colour x a linear ramp of +-``look.ramp`` across ``radius`` px."""
+    """(H, W, 3) float32 multiplier: a linear ramp of +-``look.ramp`` across ``radius`` px (3 equal channels)."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     d = ((xx - centre[0]) * np.cos(look.ramp_angle) + (yy - centre[1]) * np.sin(look.ramp_angle)) / max(radius, 1.0)
     ramp = 1.0 + look.ramp * np.clip(d, -1.5, 1.5)
-    return ramp[..., None] * (look.gain * np.asarray(look.colour, np.float32))[None, None, :]
+    return np.repeat(ramp[..., None], 3, axis=2)
 
 
 def apply_look(img: np.ndarray, field_: np.ndarray, look: Look) -> np.ndarray:
-    x = img.astype(np.float32) * (1.0 / 255.0)
-    x = np.power(x, look.gamma) * field_
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """Gamma, gain and colour (a per-channel lookup table), then the light ramp ``field_`` (H, W, 3); uint8 RGB."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    lut = np.stack([np.clip(255.0 * look.gain * c * v**look.gamma + 0.5, 0, 255) for c in look.colour], axis=1)
+    out = cv2.LUT(img, lut.astype(np.uint8).reshape(1, 256, 3))
+    return cv2.multiply(out, field_, dtype=cv2.CV_8U)
 
 
 def sequence_rotation(config: PhotoSynthConfig, rng: np.random.Generator) -> tuple[float, float]:
@@ -279,29 +281,11 @@ def sequence_rotation(config: PhotoSynthConfig, rng: np.random.Generator) -> tup
     return float(rng.uniform(-1, 1) * config.max_yaw * k), float(rng.uniform(-1, 1) * config.max_pitch * k)
 
 
-_DETECTOR: list[Any] = []
-
-
-def _detector() -> Any:
-    if not _DETECTOR:
-        from stream.face import YuNetDetector
-
-        _DETECTOR.append(YuNetDetector())
-    return _DETECTOR[0]
-
-
-def detect_box(frame_bgr: np.ndarray) -> tuple[float, float, float, float] | None:
-    """The largest face box YuNet (the runtime detector, :class:`stream.face.YuNetDetector`) finds, or None."""
-    dets = _detector().detect(frame_bgr)
-    if not dets:
-        return None
-    return max(dets, key=lambda d: d.box[2] * d.box[3]).box
-
-
 def render_sequence(job: _Job) -> list[dict[str, Any]]:
     """Render and write one sequence; returns its label rows (frames before the first detected face are left out;
-    a frame where the detector misses keeps the previous box, as the runtime tracker does)."""
-    from stream.face import crop_square
+    a frame where the tracker reports no face keeps the previous box). Boxes come from the runtime face tracker
+    (:class:`stream.face.FaceTracker` on YuNet, default settings), so training crops match run time."""
+    from stream.face import FaceTracker, YuNetDetector, crop_square
 
     cfg = job.config
     model = load_face_model()
@@ -337,6 +321,7 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
             writers["full"] = cv2.VideoWriter(str(seq_dir / "full.mp4"), fourcc, cfg.fps, (width, height))
     rows: list[dict[str, Any]] = []
     box: tuple[float, float, float, float] | None = None
+    tracker = FaceTracker(YuNetDetector())
     try:
         for i in range(tl.intensity.shape[0]):
             p = tl.pose[i]
@@ -347,8 +332,8 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
             img = cv2.warpAffine(img, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             img = degrade(apply_look(img, field_, look), rng, look.noise, look.blur)
             bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-            found = detect_box(bgr)
-            box = found if found is not None else box
+            tracks = tracker.update(bgr)
+            box = tracks[0].box if tracks else box
             if box is None:
                 continue
             images = {"full": bgr} if cfg.full else {}
