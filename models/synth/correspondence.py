@@ -99,8 +99,8 @@ def _candidates(model: FaceModel, faces_all: np.ndarray) -> dict[str, np.ndarray
     return {
         "skin": skin,
         "eyeball": eyeball,
-        "lower_lip": skin & (jaw < 0.4 * jaw.min()),
-        "upper_lip": skin & (jaw > 0.15 * jaw.min()),
+        "lower_lip": skin & (jaw < 0.1 * jaw.min()),
+        "upper_lip": skin & (jaw > 0.08 * jaw.min()),
         "upper_lid": skin & (blink < 0.4 * blink.min()),
         "lower_lid": skin & (blink > 0.15 * blink.min()),
     }
@@ -134,7 +134,11 @@ def surface_points(
     groups = _landmark_groups()
     a, b, c = px[faces[:, 0]], px[faces[:, 1]], px[faces[:, 2]]
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    front = np.abs(area) > 1e-9
+    # front-facing: triangles wind CCW seen from outside, i.e. clockwise (negative area) in image axes (y down);
+    # take the sign the skin around the nose tip has, to be independent of the convention
+    nose = np.linalg.norm((a + b + c) / 3 - landmarks[1, :2], axis=1) < 10
+    sign = np.sign(np.median(area[nose & masks["skin"]])) or -1.0
+    front = area * sign > 1e-9
     safe = np.where(front, area, 1)
     zf = depth[faces].mean(1)
     centroid = (a + b + c) / 3

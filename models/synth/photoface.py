@@ -30,6 +30,7 @@ from models.synth.landmarks import (
     RIGHT_EYE,
     similarity_fit,
 )
+from models.synth.photoshading import shading
 from models.synth.photowarp import backward_maps, triangulate
 from models.synth.renderer import Pose
 
@@ -126,6 +127,13 @@ class PhotoFace:
         pts = self.landmarks.astype(np.float64).copy()
         if len(active):
             pts += np.einsum("k,knc->nc", weights[active], self.basis[active])
+        # the inner lip contours never cross (near the corners the ICT correspondence is only approximate)
+        up, lo = list(LIPS_INNER_UPPER[1:-1]), list(LIPS_INNER_LOWER[1:-1])
+        crossed = pts[up, 1] > pts[lo, 1]
+        if crossed.any():
+            mid = (pts[up, 1] + pts[lo, 1]) / 2
+            pts[np.array(up)[crossed], 1] = mid[crossed]
+            pts[np.array(lo)[crossed], 1] = mid[crossed]
         if rotation != (0.0, 0.0, 0.0):
             pts = self._turn(pts, rotation)
         return pts.astype(np.float32)
@@ -147,9 +155,18 @@ class PhotoFace:
         return out
 
     def render(
-        self, weights: np.ndarray, rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self,
+        weights: np.ndarray,
+        rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        intensity: np.ndarray | None = None,
+        side: np.ndarray | None = None,
+        crease: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The warped image (H, W, 3) uint8 RGB and its landmarks (478, 3) px."""
+        """The warped image (H, W, 3) uint8 RGB and its landmarks (478, 3) px.
+
+        ``weights`` (K,) blendshape weights; ``rotation`` head-pose change (yaw, pitch, roll) degrees; with AU
+        ``intensity`` (12,) (and ``side`` (12, 2) left/right scale) the AUs' wrinkles are shaded
+        (:func:`models.synth.photoshading.shading`, strength x ``crease``)."""
         dst_lm = self.moved_landmarks(weights, rotation)
         dst = np.concatenate([dst_lm[:, :2], self.moved_anchors(dst_lm)[:, :2]])
         src = np.concatenate([self.landmarks[:, :2], self.anchors[:, :2]])
@@ -159,57 +176,92 @@ class PhotoFace:
         out = self.image.copy()
         win = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         win = self._mouth(win, dst_lm)
+        if intensity is not None:
+            sides = np.ones((len(intensity), 2), np.float32) if side is None else side
+            mult = shading(win.shape[:2], (x0, y0), dst_lm, intensity, sides, crease)
+            if mult is not None:
+                win = np.clip(win * mult + 0.5, 0, 255).astype(np.uint8)
         out[y0 : y0 + h, x0 : x0 + w] = win
         return out, dst_lm
 
     def _eyeballs(self, mx: np.ndarray, my: np.ndarray, dst: np.ndarray) -> None:
-        """Inside the moved eye openings sample the photo's eye shifted rigidly with the iris (in place)."""
+        """Inside the moved eye openings sample the photo's eye shifted rigidly with the iris (in place); the edge is
+        feathered over about a pixel so the lid margin does not cut the lashes."""
         x0, y0 = self.roi[0], self.roi[1]
-        mask = np.zeros(mx.shape, np.uint8)
+        h, w = mx.shape
         for eye, iris in ((RIGHT_EYE, IRIS_CENTRES[0]), (LEFT_EYE, IRIS_CENTRES[1])):
-            mask[:] = 0
             poly = dst[list(eye), :2] - np.array([x0, y0]) - 0.5
-            cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+            bx0, by0 = max(0, int(poly[:, 0].min()) - 3), max(0, int(poly[:, 1].min()) - 3)
+            bx1, by1 = min(w, int(poly[:, 0].max()) + 4), min(h, int(poly[:, 1].max()) + 4)
+            if bx1 <= bx0 or by1 <= by0:
+                continue
+            mask = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+            cv2.fillPoly(mask, [np.round((poly - [bx0, by0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.6)
             shift = dst[iris, :2] - self.landmarks[iris, :2]
-            bx0, by0 = max(0, int(poly[:, 0].min()) - 1), max(0, int(poly[:, 1].min()) - 1)
-            sub = mask[by0 : int(poly[:, 1].max()) + 2, bx0 : int(poly[:, 0].max()) + 2]
-            ys, xs = np.nonzero(sub)
-            mx[ys + by0, xs + bx0] = xs + bx0 + x0 - shift[0]
-            my[ys + by0, xs + bx0] = ys + by0 + y0 - shift[1]
+            gy, gx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
+            sub_x, sub_y = mx[by0:by1, bx0:bx1], my[by0:by1, bx0:bx1]
+            sub_x += mask * (gx + x0 - shift[0] - sub_x)
+            sub_y += mask * (gy + y0 - shift[1] - sub_y)
 
     def _mouth(self, win: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Dark mouth and teeth where the moved inner lip contour is open wider than in the photo."""
+        """Dark mouth and teeth where the moved inner lip contour is open wider than in the photo (in place on the
+        mouth's bounding box of ``win``; returns ``win``)."""
         up, lo = list(LIPS_INNER_UPPER), list(LIPS_INNER_LOWER)
         gap_src = float(np.mean(self.landmarks[lo[3:8], 1] - self.landmarks[up[3:8], 1]))
         gap_dst = float(np.mean(dst[lo[3:8], 1] - dst[up[3:8], 1]))
         width = float(np.linalg.norm(dst[MOUTH_CORNERS[0], :2] - dst[MOUTH_CORNERS[1], :2]))
-        strength = float(np.clip((gap_dst - max(gap_src, 0.0) - 0.3) / 2.0, 0.0, 1.0))
+        strength = float(np.clip((gap_dst - max(gap_src, 0.0) - 1.0) / 2.5, 0.0, 1.0))
         if strength <= 0.0 or width < 4:
             return win
-        x0, y0 = self.roi[0], self.roi[1]
-        off = np.array([x0 + 0.5, y0 + 0.5])
-        upper = dst[up, :2] - off
-        lower = dst[lo, :2] - off
+        upper = dst[up, :2] - np.array([self.roi[0] + 0.5, self.roi[1] + 0.5])
+        lower = dst[lo, :2] - np.array([self.roi[0] + 0.5, self.roi[1] + 0.5])
         poly = np.concatenate([upper, lower[::-1][1:-1]])
         h, w = win.shape[:2]
-        mask = np.zeros((h, w), np.float32)
-        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        skin = self.image[int(dst[1, 1]) - 2 : int(dst[1, 1]) + 3, int(dst[1, 0]) - 2 : int(dst[1, 0]) + 3]
-        lum = float(np.clip(skin.reshape(-1, 3).mean() / 170.0, 0.5, 1.3)) if skin.size else 1.0
-        layer = np.empty((h, w, 3), np.float32)
-        layer[:] = np.array([48.0, 18.0, 20.0]) * lum
-        teeth_h = 0.12 * width
-        teeth = np.concatenate([upper, (upper + np.array([0.0, teeth_h]))[::-1]])
-        tmask = np.zeros((h, w), np.float32)
-        cv2.fillPoly(tmask, [np.round(teeth * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        if gap_dst > 0.22 * width:
-            lt = np.concatenate([lower, (lower - np.array([0.0, 0.6 * teeth_h]))[::-1]])
-            cv2.fillPoly(tmask, [np.round(lt * 16).astype(np.int32)], 0.8, cv2.LINE_AA, shift=4)
+        bx0, by0 = max(0, int(poly[:, 0].min()) - 3), max(0, int(poly[:, 1].min()) - 3)
+        bx1, by1 = min(w, int(poly[:, 0].max()) + 4), min(h, int(poly[:, 1].max()) + 4)
+        if bx1 <= bx0 or by1 <= by0:
+            return win
+        o = np.array([bx0, by0], np.float64)
+        upper, lower, poly = upper - o, lower - o, poly - o
+        bh, bw = by1 - by0, bx1 - bx0
+
+        def fill(pts: np.ndarray, value: float, into: np.ndarray) -> None:
+            cv2.fillPoly(into, [np.round(pts * 16).astype(np.int32)], float(value), cv2.LINE_AA, shift=4)
+
+        mask = np.zeros((bh, bw), np.float32)
+        fill(poly, 1.0, mask)
+        nose = self.image[int(dst[1, 1]) - 2 : int(dst[1, 1]) + 3, int(dst[1, 0]) - 2 : int(dst[1, 0]) + 3]
+        lum = float(np.clip(nose.reshape(-1, 3).mean() / 170.0, 0.5, 1.3)) if nose.size else 1.0
         cx = float(np.mean(upper[:, 0]))
-        xs = np.arange(w, dtype=np.float32)
-        fall = np.clip(1.0 - 0.75 * ((xs - cx) / (0.5 * width)) ** 2, 0.15, 1.0)[None, :, None]
-        tooth = np.array([222.0, 214.0, 198.0]) * min(lum, 1.05) * fall
+        xs = np.arange(bw, dtype=np.float32)
+        rel = (xs - cx) / (0.5 * width)
+        layer = np.empty((bh, bw, 3), np.float32)
+        layer[:] = np.array([58.0, 22.0, 24.0]) * lum
+        layer *= np.clip(1.0 - 0.5 * rel**2, 0.4, 1.0)[None, :, None]  # darker toward the corners
+        teeth_h = 0.13 * width
+        tmask = np.zeros((bh, bw), np.float32)
+        fill(np.concatenate([upper, (upper + np.array([0.0, teeth_h]))[::-1]]), 1.0, tmask)
+        if gap_dst > 0.22 * width:
+            fill(np.concatenate([lower, (lower - np.array([0.0, 0.6 * teeth_h]))[::-1]]), 0.8, tmask)
+        # tooth separations (incisors, laterals, canines, premolars), a shadow under the upper lip
+        sep = np.zeros((bh, bw), np.float32)
+        top_y = np.interp(xs, upper[:, 0], upper[:, 1])
+        for frac in (0.0, 0.11, 0.195, 0.275, 0.345, 0.41):
+            for sign in (-1.0, 1.0) if frac else (1.0,):
+                x = cx + sign * frac * width
+                y0 = float(np.interp(x, upper[:, 0], upper[:, 1]))
+                cv2.line(sep, (round(x * 16), round(y0 * 16)), (round(x * 16), round((y0 + teeth_h) * 16)), 0.45,
+                         max(1, round(0.01 * width)), cv2.LINE_AA, shift=4)  # fmt: skip
+        yy = np.arange(bh, dtype=np.float32)[:, None]
+        shade = np.clip(0.72 + 0.28 * (yy - top_y[None, :]) / max(1.0, 0.35 * teeth_h), 0.72, 1.0)
+        fall = np.clip(1.0 - 0.8 * rel**2, 0.2, 1.0)[None, :]
+        tooth = (np.array([236.0, 228.0, 212.0]) * float(np.clip(lum, 0.85, 1.05)))[None, None, :] * (
+            (shade * fall * (1.0 - sep))[..., None]
+        )
         layer = layer * (1 - tmask[..., None]) + tooth * tmask[..., None]
-        layer = cv2.GaussianBlur(layer, (0, 0), max(0.6, 0.015 * width))
+        layer = cv2.GaussianBlur(layer, (0, 0), max(0.5, 0.01 * width))
         alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)[..., None] * strength
-        return np.clip(win * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
+        sub = win[by0:by1, bx0:bx1].astype(np.float32)
+        win[by0:by1, bx0:bx1] = np.clip(sub * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
+        return win

@@ -43,7 +43,7 @@ def render_photo_grid(photos: str, seed: int = 0, people: int = 3, intensity: fl
             inten = np.zeros(len(BP4D_AUS), np.float32)
             if a >= 0:
                 inten[a] = intensity
-            img, _ = face.render(model.expression_weights(inten))
+            img, _ = face.render(model.expression_weights(inten), intensity=inten)
             pad = cv2.copyMakeBorder(img, 200, 200, 200, 200, cv2.BORDER_REPLICATE)
             crop = pad[y0 + 200 : y0 + 200 + int(side), x0 + 200 : x0 + 200 + int(side)]
             tiles.append(cv2.resize(crop, (TILE, TILE), interpolation=cv2.INTER_AREA))

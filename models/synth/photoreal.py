@@ -300,6 +300,7 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     tl = make_timeline(cfg, rng)
     yaw0, pitch0 = sequence_rotation(cfg, rng)
     look = sample_look(rng)
+    crease = float(rng.uniform(0.6, 1.3))  # how deeply this sequence's skin folds (age, skin, light)
     width, height = cfg.frame_size
     oval = lm[list(FACE_OVAL), :2]
     field_ = light_field(look, width, height, (float(oval[:, 0].mean()), float(oval[:, 1].mean())),
@@ -326,7 +327,7 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
         for i in range(tl.intensity.shape[0]):
             p = tl.pose[i]
             turn = (yaw0 + float(p[0]), pitch0 + float(p[1]), float(p[2]))
-            img, _ = face.render(frame_weights(model, tl, i), turn)
+            img, _ = face.render(frame_weights(model, tl, i), turn, tl.intensity[i], tl.side[i], crease)
             sx, sy = float(p[3]) * px_per_cm * 0.5, -float(p[4]) * px_per_cm * 0.5  # camera shake
             shift = np.array([[1, 0, sx], [0, 1, sy]], np.float32)
             img = cv2.warpAffine(img, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
