@@ -72,6 +72,45 @@ def test_au4_lowers_the_inner_brows(neutral_face) -> None:
     assert np.abs(measured[[61, 291, 13, 14]]).max() < 1.5
 
 
+def test_parted_lips_show_a_dark_mouth_with_teeth(neutral_face) -> None:
+    from models.synth.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
+    from models.synth.photoface import PhotoFace
+
+    rgb, lm = neutral_face
+    model = load_face_model()
+    face = PhotoFace.fit(rgb, lm, model, load_correspondence())
+    weights = np.zeros(len(model.expr_names), np.float32)
+    weights[model.expr_index["jawOpen"]] = 0.35
+    image, moved = face.render(weights)
+    opening = np.concatenate([moved[list(LIPS_INNER_UPPER), :2], moved[list(LIPS_INNER_LOWER)[::-1][1:-1], :2]])
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(opening - 0.5).astype(np.int32)], 1)
+    cv2.erode(mask, np.ones((3, 3), np.uint8), dst=mask)
+    lum = image.astype(np.float32).mean(2)
+    lips = rgb.astype(np.float32).mean(2)[cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0].mean()
+    inside = lum[mask > 0]
+    assert mask.sum() > 30, "the jaw should open the lips"
+    assert np.percentile(inside, 10) < 0.5 * lips, "a dark mouth inside"
+    assert np.percentile(inside, 95) > lips, "teeth brighter than the lips"
+
+
+def test_eyeballs_stay_rigid_while_the_lids_move(neutral_face) -> None:
+    """On a textured image (so any resampling shows) the widened lids move but the iris pixels are untouched."""
+    from models.synth.photoface import PhotoFace
+
+    rgb, lm = neutral_face
+    texture = np.random.default_rng(0).integers(0, 256, rgb.shape, dtype=np.uint8)
+    model = load_face_model()
+    face = PhotoFace.fit(texture, lm, model, load_correspondence())
+    weights = np.zeros(len(model.expr_names), np.float32)
+    weights[model.expr_index["eyeWide_L"]] = weights[model.expr_index["eyeWide_R"]] = 1.0
+    image, moved = face.render(weights)
+    assert np.abs(moved[[159, 386], 1] - lm[[159, 386], 1]).min() > 1.0, "the upper lids should rise"
+    for iris in (468, 473):
+        x, y = np.round(lm[iris, :2] - 0.5).astype(int)
+        np.testing.assert_array_equal(image[y - 1 : y + 2, x - 1 : x + 2], texture[y - 1 : y + 2, x - 1 : x + 2])
+
+
 def test_episode_plans_show_aus_alone_and_do_not_tie_au12_to_10_14_17() -> None:
     rng = np.random.default_rng(0)
     events = [ev for _ in range(400) for ev in plan_episodes(4.0, rng)[1]]
