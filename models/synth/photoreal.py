@@ -153,7 +153,7 @@ def foreground_mask(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     The backdrop is flood-filled from the top and side borders with a small per-step tolerance (so it follows the
     backdrop's smooth light gradient but stops at the hair and skin edges), restricted to pixels whose chroma is
     close to the border's. Below the chin everything within the shoulders' reach is kept (white shirts look like
-    the backdrop). ``landmarks`` (478, 3) px of the face in ``photo``."""
+    the backdrop), and so is an ellipse around the face and scalp. ``landmarks`` (478, 3) px of the face in ``photo``."""
     h, w = photo.shape[:2]
     lab = cv2.cvtColor(cv2.GaussianBlur(photo, (0, 0), 1.2), cv2.COLOR_RGB2LAB)
     border = np.concatenate([lab[:3].reshape(-1, 3), lab[:, :3].reshape(-1, 3), lab[:, -3:].reshape(-1, 3)])
@@ -176,6 +176,10 @@ def foreground_mask(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     cx = float(oval[:, 0].mean())
     reach = (np.abs(xx - cx) < 0.42 * fw + 2.2 * np.clip(yy - chin - 0.3 * fh, 0, None)) & (yy > chin - 0.1 * fh)
     fg[reach] = 1
+    # the head itself is never backdrop (a bald scalp's highlight is as grey as the wall)
+    cy = float(oval[:, 1].mean())
+    head = ((xx - cx) / (0.5 * fw)) ** 2 + ((yy - (cy - 0.08 * fh)) / (0.6 * fh)) ** 2 < 1.0
+    fg[head & (yy < cy - 0.15 * fh)] = 1
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return cv2.GaussianBlur(fg.astype(np.float32), (0, 0), max(1.0, w / 400))
 
