@@ -153,7 +153,7 @@ def foreground_mask(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     The backdrop is flood-filled from the top and side borders with a small per-step tolerance (so it follows the
     backdrop's smooth light gradient but stops at the hair and skin edges), restricted to pixels whose chroma is
     close to the border's. Below the chin everything within the shoulders' reach is kept (white shirts look like
-    the backdrop), and so is an ellipse around the face and scalp. ``landmarks`` (478, 3) px of the face in ``photo``."""
+    the backdrop), and so is the scalp. ``landmarks`` (478, 3) px of the face in ``photo``."""
     h, w = photo.shape[:2]
     lab = cv2.cvtColor(cv2.GaussianBlur(photo, (0, 0), 1.2), cv2.COLOR_RGB2LAB)
     border = np.concatenate([lab[:3].reshape(-1, 3), lab[:, :3].reshape(-1, 3), lab[:, -3:].reshape(-1, 3)])
