@@ -174,3 +174,13 @@ def test_written_set_is_deterministic_loads_and_never_uses_test_people(tmp_path:
     assert rec.box is not None and rec.prev_image is not None and rec.image.is_file()
     w, h = rec.box[2], rec.box[3]
     assert 40 < w < 240 and 40 < h < 240
+
+
+def test_cli_names_the_fix_for_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.cli import main
+
+    assert main(["synth-photo", "--photos", str(tmp_path)]) == 1
+    assert "give --out DIR" in capsys.readouterr().err
+    assert main(["synth-photo", "--photos", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aunets synth-photo: error:") and "real-face collection" in err

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=True, help="head-pose jitter")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="fraction of people for validation")
     parser.add_argument("--single-fraction", type=float, default=0.5, help="share of single-AU events (default 0.5)")
+    parser.add_argument("--max-events", type=int, default=2, help="AU events per sequence, at most (default 2)")
     parser.add_argument("--max-yaw", type=float, default=22.0, help="head-turn range, degrees (default 22)")
     parser.add_argument("--max-pitch", type=float, default=14.0, help="head-nod range, degrees (default 14)")
     parser.add_argument("--script", default="",
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         photos=photos, sets=tuple(s.strip() for s in args.sets.split(",") if s.strip()), people=args.people,
         sequences=args.sequences, seconds=args.seconds, seed=args.seed, size=args.size, frame_size=args.frame_size,
         crops=args.crops, full=args.full, video=args.video, val_fraction=args.val_fraction,
-        single_fraction=args.single_fraction, max_yaw=args.max_yaw, max_pitch=args.max_pitch, script=args.script,
+        single_fraction=args.single_fraction, max_events=args.max_events, max_yaw=args.max_yaw,
+        max_pitch=args.max_pitch, script=args.script,
         jitter=args.jitter, workers=args.workers,
     )  # fmt: skip
     print(f"wrote {generate(config, args.out, progress=not args.no_progress)}")

@@ -89,6 +89,8 @@ class PhotoSynthConfig:
             raise ConfigError("--people must be >= 0, --sequences >= 1 and --seconds > 0")
         if not (self.crops or self.full):
             raise ConfigError("nothing to write: enable --crops and/or --full")
+        if self.max_events < 1:
+            raise ConfigError("--max-events must be >= 1")
         if not 0 <= self.val_fraction < 1 or not 0 <= self.single_fraction <= 1:
             raise ConfigError("--val-fraction must be in [0, 1) and --single-fraction in [0, 1]")
         if self.script:
