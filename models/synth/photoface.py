@@ -172,9 +172,9 @@ class PhotoFace:
         src = np.concatenate([self.landmarks[:, :2], self.anchors[:, :2]])
         x0, y0, w, h = self.roi
         mx, my = backward_maps(dst, src, self.tris, self.roi)
-        self._eyeballs(mx, my, dst_lm)
         out = self.image.copy()
         win = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        self._eyeballs(win, dst_lm)
         win = self._mouth(win, dst_lm)
         if intensity is not None:
             sides = np.ones((len(intensity), 2), np.float32) if side is None else side
@@ -184,11 +184,12 @@ class PhotoFace:
         out[y0 : y0 + h, x0 : x0 + w] = win
         return out, dst_lm
 
-    def _eyeballs(self, mx: np.ndarray, my: np.ndarray, dst: np.ndarray) -> None:
-        """Inside the moved eye openings sample the photo's eye shifted rigidly with the iris (in place); the edge is
-        feathered over about a pixel so the lid margin does not cut the lashes."""
+    def _eyeballs(self, win: np.ndarray, dst: np.ndarray) -> None:
+        """Inside the moved eye openings paste the photo's eye shifted rigidly with the iris (in place on ``win``,
+        the warped window); the edge is feathered over about a pixel in colour, so the lid margin neither cuts the
+        lashes nor drags the iris."""
         x0, y0 = self.roi[0], self.roi[1]
-        h, w = mx.shape
+        h, w = win.shape[:2]
         for eye, iris in ((RIGHT_EYE, IRIS_CENTRES[0]), (LEFT_EYE, IRIS_CENTRES[1])):
             poly = dst[list(eye), :2] - np.array([x0, y0]) - 0.5
             bx0, by0 = max(0, int(poly[:, 0].min()) - 3), max(0, int(poly[:, 1].min()) - 3)
@@ -197,12 +198,13 @@ class PhotoFace:
                 continue
             mask = np.zeros((by1 - by0, bx1 - bx0), np.float32)
             cv2.fillPoly(mask, [np.round((poly - [bx0, by0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-            mask = cv2.GaussianBlur(mask, (0, 0), 0.6)
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.6)[..., None]
             shift = dst[iris, :2] - self.landmarks[iris, :2]
-            gy, gx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
-            sub_x, sub_y = mx[by0:by1, bx0:bx1], my[by0:by1, bx0:bx1]
-            sub_x += mask * (gx + x0 - shift[0] - sub_x)
-            sub_y += mask * (gy + y0 - shift[1] - sub_y)
+            m = np.array([[1.0, 0.0, bx0 + x0 - shift[0]], [0.0, 1.0, by0 + y0 - shift[1]]], np.float32)
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            eyeball = cv2.warpAffine(self.image, m, (bx1 - bx0, by1 - by0), flags=flags, borderMode=cv2.BORDER_REFLECT)
+            sub = win[by0:by1, bx0:bx1].astype(np.float32)
+            win[by0:by1, bx0:bx1] = np.clip(sub + mask * (eyeball - sub) + 0.5, 0, 255).astype(np.uint8)
 
     def _mouth(self, win: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Dark mouth and teeth where the moved inner lip contour is open wider than in the photo (in place on the
