@@ -125,7 +125,7 @@ def test_episode_plans_show_aus_alone_and_do_not_tie_au12_to_10_14_17() -> None:
 def test_correspondence_asset_is_a_valid_barycentric_map() -> None:
     corr = load_correspondence()
     model = load_face_model()
-    assert corr.vertices.shape == (478, 3) and corr.weights.shape == (478, 3)
+    assert corr.vertices.shape == (478, 3) and corr.weights.shape == (478, 3) and corr.reference.shape == (478, 3)
     assert corr.vertices.min() >= 0 and corr.vertices.max() < model.n_vertices
     np.testing.assert_allclose(corr.weights.sum(1), 1.0, atol=1e-5)
     # the mean head's mouth corners lie at the ICT mouth corners' height, left/right of the midline

@@ -36,22 +36,16 @@ def default_asset_path() -> Path:
 @dataclass(frozen=True)
 class Correspondence:
     """``vertices`` (478, 3) int32 ICT vertex ids and ``weights`` (478, 3) float32 barycentric weights (rows sum
-    to 1): landmark i sits at ``sum_j weights[i, j] * mesh[vertices[i, j]]``."""
+    to 1): landmark i sits at ``sum_j weights[i, j] * mesh[vertices[i, j]]``. ``reference`` (478, 3) float32: the
+    MediaPipe landmarks (px) of the frontal render, i.e. what a head at pose (0, 0, 0) looks like to MediaPipe."""
 
     vertices: np.ndarray
     weights: np.ndarray
+    reference: np.ndarray
 
     def points(self, mesh: np.ndarray) -> np.ndarray:
         """Landmark positions (478, 3) on a mesh (V, 3) (or displacements from vertex displacements)."""
         return np.einsum("nj,njc->nc", self.weights, mesh[self.vertices]).astype(np.float32)
-
-    def shape_displacements(self, model: FaceModel, names: list[str]) -> np.ndarray:
-        """(len(names), 478, 3) float32 cm: landmark displacement of each blendshape at weight 1."""
-        out = np.zeros((len(names), N_LANDMARKS, 3), np.float32)
-        for k, name in enumerate(names):
-            d = model.expr_deltas[model.shape_index(name)].reshape(-1, 3)
-            out[k] = self.points(d)
-        return out
 
 
 def _render_mean_head(model: FaceModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,11 +169,12 @@ def build_correspondence(model: FaceModel | None = None) -> tuple[Correspondence
     if lm is None:
         raise ConfigError("MediaPipe found no face in the ICT render; check models/synth/renderer.py")
     verts, weights = surface_points(model, px, depth, lm)
-    return Correspondence(verts, weights), image, lm
+    return Correspondence(verts, weights, lm.astype(np.float32)), image, lm
 
 
 def save_correspondence(corr: Correspondence, path: Path) -> Path:
-    np.savez_compressed(path, vertices=corr.vertices.astype(np.int32), weights=corr.weights.astype(np.float32))
+    np.savez_compressed(path, vertices=corr.vertices.astype(np.int32), weights=corr.weights.astype(np.float32),
+                        reference=corr.reference.astype(np.float32))  # fmt: skip
     return path
 
 
@@ -190,7 +185,8 @@ def load_correspondence(path: str | None = None) -> Correspondence:
     if not p.is_file():
         raise ConfigError(f"correspondence asset {p} is missing; regenerate it: python -m models.synth.correspondence")
     z = np.load(p)
-    return Correspondence(z["vertices"].astype(np.int32), z["weights"].astype(np.float32))
+    return Correspondence(z["vertices"].astype(np.int32), z["weights"].astype(np.float32),
+                          z["reference"].astype(np.float32))  # fmt: skip
 
 
 def main() -> None:  # pragma: no cover - asset regeneration

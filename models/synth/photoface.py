@@ -59,15 +59,18 @@ class PhotoFace:
     """A fitted neutral face in one image (the frame geometry the warp works in).
 
     ``image`` (H, W, 3) uint8 RGB; ``landmarks`` (478, 3) float32 px (image axes); ``scale`` px per cm;
-    ``rotation`` (3, 3) ICT->image rotation of the fit; ``basis`` (K, 478, 3) px landmark displacement per unit
-    blendshape weight for ``model.expr_names``; ``anchors`` (A, 3) px, ``follow`` (A,) share of head motion;
-    ``tris`` (T, 3) triangulation of landmarks + anchors; ``roi`` (x0, y0, w, h) the warped window.
+    ``rotation`` (3, 3) ICT->image rotation of the fit; ``frontal`` (3, 3) the same fit on the frontal render of
+    the ICT head (MediaPipe's own tilt, :attr:`Correspondence.reference`); ``pivot`` (3,) px the head's turning
+    point; ``basis`` (K, 478, 3) px landmark displacement per unit blendshape weight for ``model.expr_names``;
+    ``anchors`` (A, 3) px, ``follow`` (A,) share of head motion; ``tris`` (T, 3) triangulation of landmarks +
+    anchors; ``roi`` (x0, y0, w, h) the warped window.
     """
 
     image: np.ndarray
     landmarks: np.ndarray
     scale: float
     rotation: np.ndarray
+    frontal: np.ndarray
     pivot: np.ndarray
     basis: np.ndarray
     anchors: np.ndarray
@@ -80,6 +83,7 @@ class PhotoFace:
         lm = np.asarray(landmarks, np.float64)
         ict = corr.points(model.neutral).astype(np.float64) * FLIP
         s, r, t = similarity_fit(ict, lm)
+        _, frontal, _ = similarity_fit(ict, corr.reference.astype(np.float64))
         d = model.expr_deltas.reshape(len(model.expr_names), -1, 3)
         basis = np.einsum("nj,knjc->knc", corr.weights, d[:, corr.vertices]) * FLIP
         basis = (s * basis @ r.T).astype(np.float32)
@@ -107,13 +111,18 @@ class PhotoFace:
         anchors = np.concatenate([*rings, border]).astype(np.float32)
         follow_all = np.concatenate([*follow, np.zeros(len(border))]).astype(np.float32)
         tris = triangulate(np.concatenate([lm[:, :2], anchors[:, :2]]), w, h)
-        return cls(image, lm.astype(np.float32), s, r, pivot.astype(np.float32), basis, anchors, follow_all, tris,
-                   (x0, y0, x1 - x0, y1 - y0))  # fmt: skip
+        return cls(image, lm.astype(np.float32), s, r, frontal, pivot.astype(np.float32), basis, anchors, follow_all,
+                   tris, (x0, y0, x1 - x0, y1 - y0))  # fmt: skip
+
+    @property
+    def photo_rotation(self) -> np.ndarray:
+        """(3, 3) head rotation in the photo, ICT axes (:class:`Pose` convention), relative to the frontal render."""
+        return np.diag(FLIP) @ self.rotation @ self.frontal.T @ np.diag(FLIP)
 
     @property
     def photo_pose(self) -> tuple[float, float, float]:
-        """(yaw, pitch, roll) degrees of the head in the photo (from the fit)."""
-        return pose_angles(np.diag(FLIP) @ self.rotation @ np.diag(FLIP))
+        """(yaw, pitch, roll) degrees of the head in the photo."""
+        return pose_angles(self.photo_rotation)
 
     def head_rotation(self, yaw: float, pitch: float, roll: float) -> np.ndarray:
         """(3, 3) image-axes rotation of a head-pose change (degrees, :class:`Pose` convention)."""

@@ -312,7 +312,7 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     field_ = light_field(look, width, height, (float(oval[:, 0].mean()), float(oval[:, 1].mean())),
                          float(oval[:, 1].max() - oval[:, 1].min()) / 2)  # fmt: skip
     px_per_cm = face.scale
-    photo_r = np.diag([1.0, -1.0, -1.0]) @ face.rotation @ np.diag([1.0, -1.0, -1.0])
+    photo_r = face.photo_rotation
     seq = sequence_id(job.person, job.index)
     root = Path(job.out)
     seq_dir = root / "sequences" / seq
