@@ -180,7 +180,7 @@ def foreground_mask(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     fg[reach] = 1
     # the head itself is never backdrop (a bald scalp's highlight is as grey as the wall)
     cy = float(oval[:, 1].mean())
-    head = ((xx - cx) / (0.5 * fw)) ** 2 + ((yy - (cy - 0.08 * fh)) / (0.6 * fh)) ** 2 < 1.0
+    head = ((xx - cx) / (0.5 * fw)) ** 2 + ((yy - (cy - 0.1 * fh)) / (0.74 * fh)) ** 2 < 1.0
     fg[head & (yy < cy - 0.15 * fh)] = 1
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return cv2.GaussianBlur(fg.astype(np.float32), (0, 0), max(1.0, w / 400))
