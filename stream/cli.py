@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                                   "resumable, on all cores or a Dask cluster"),
     "listen": ("stream.listen", "subscribe to a running `aunets run` and print or record its events"),
     "synth": ("models.synth.cli", "render synthetic multi-view face videos with exact AU/view/pose labels"),
+    "synth-photo": ("models.synth.photo_cli", "photo-real AU videos from real neutral photos (exact AU/view labels)"),
     "realfaces": ("models.realfaces_cli", "write the real-face training set (photos, talking clips) as a CSV manifest"),
     "train": ("models.train_cli", "train AU detectors / view classifier from a config file"),
     "eval": ("models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
