@@ -177,9 +177,10 @@ def plot(results: dict[str, Any], modes: list[str], path: Path) -> None:
     ax.plot([-0.4, 0.4], [0.97, 0.97], "r--", lw=0.8)
     ax.plot([0.6, 1.4], [0.90, 0.90], "r--", lw=0.8)
     ax.set_xticks([0, 1], ["AU12", "AU6"])
-    ax.set_ylim(0.4, 1.06)
+    ax.set_ylim(0.4, 1.2)
+    ax.set_yticks(np.arange(0.4, 1.01, 0.1))
     ax.set_title("smile vs neutral AUC, London test people", fontsize=10)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=6, loc="upper center", ncol=4)
     ax = fig.add_subplot(grid[1, 2:4])
     vals = [100 * (results[d]["test"].get("neutral_false_positive", {}).get("rate") or 0) for d in refs]
     ax.bar_label(ax.bar(range(len(refs)), vals, color=[colour[d] for d in refs]), fmt="%.1f %%", fontsize=7)

@@ -29,7 +29,7 @@ class CalibrationConfig:
     ``horizon_frames``: time constant of the histogram's forgetting, in frames. ``bins``: histogram bins over
     [0, 1] (the baseline's resolution is 1 / bins)."""
 
-    enabled: bool = False
+    enabled: bool = True
     quantile: float = 0.1
     warmup_frames: int = 10
     horizon_frames: int = 3000
@@ -47,7 +47,7 @@ class OnlineBaseline:
     them calibrated (K,) float32 in [0, 1]; :attr:`baseline` (K,) is the baseline used for the last frame."""
 
     def __init__(self, n_aus: int, config: CalibrationConfig | None = None) -> None:
-        self.config = config or CalibrationConfig(enabled=True)
+        self.config = config or CalibrationConfig()
         self._counts = np.zeros((n_aus, self.config.bins), np.float64)
         self._decay = 1.0 - 1.0 / self.config.horizon_frames
         self.frames = 0

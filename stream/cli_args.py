@@ -24,8 +24,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-every", type=int, default=5,
                    help="look for new faces in the whole frame every N frames (default 5); tracks are re-detected "
                         "in a small region every frame")
-    g.add_argument("--calibration", choices=("on", "off"), default="off",
-                   help="online per-face neutral baseline before the median and thresholds (stream/calibration.py)")
+    g.add_argument("--calibration", choices=("on", "off"), default="on",
+                   help="on (default): re-base each face's probabilities against its own online neutral baseline "
+                        "before the median and thresholds (stream/calibration.py); off: the engine's as they are")
     g.add_argument("--threads", type=int, default=2,
                    help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 

@@ -50,7 +50,7 @@ def test_new_track_starts_fresh_and_off_leaves_the_output_unchanged(tmp_path: Pa
     replay = frames + frames  # the same 40 frames again, as a new track
     ids = [0] * 40 + [1] * 40
     on = _run(Pipeline(PipelineConfig(engine=engine, calibration=CalibrationConfig(enabled=True))), replay, ids)
-    off = _run(Pipeline(PipelineConfig(engine=engine)), replay, ids)
+    off = _run(Pipeline(PipelineConfig(engine=engine, calibration=CalibrationConfig(enabled=False))), replay, ids)
     aus = sorted(on[0].smoothed)
     smooth_on = np.array([[r.smoothed[a] for a in aus] for r in on])
     smooth_off = np.array([[r.smoothed[a] for a in aus] for r in off])
