@@ -62,11 +62,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-every", type=positive_int, default=5,
                    help="look for new faces in the whole frame every N frames (default 5); tracks are re-detected "
                         "in a small region every frame")
+    g.add_argument("--calibration", choices=("on", "off"), default="on",
+                   help="on (default): re-base each face's probabilities against its own online neutral baseline "
+                        "before the median and thresholds (stream/calibration.py); off: the engine's as they are")
     g.add_argument("--threads", type=positive_int, default=2,
                    help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    from stream.calibration import CalibrationConfig
     from stream.face import TrackerConfig
     from stream.pipeline import PipelineConfig
 
@@ -79,4 +83,5 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         lookahead=args.lookahead,
         tracker=TrackerConfig(detect_every=args.detect_every, max_faces=args.max_faces),
         threads=args.threads,
+        calibration=CalibrationConfig(enabled=args.calibration == "on"),
     )

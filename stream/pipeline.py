@@ -18,6 +18,7 @@ import numpy as np
 
 from engines.engine import AUEngine, load_engine
 from engines.preprocess import compose_input, normalise
+from stream.calibration import CalibrationConfig, OnlineBaseline
 from stream.errors import ConfigError
 from stream.face import Box, FaceDetector, FaceTracker, Track, TrackerConfig, YuNetDetector, crop_square
 from stream.flow import compute_flows, create_flow_backend, encode_flow
@@ -41,6 +42,8 @@ class PipelineConfig:
     ``threads``: engine intra-op threads (2: the capture process leaves most of the second core free).
     ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
     flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``).
+    ``calibration``: online per-track neutral baseline applied to the probabilities before the median and the
+    thresholds (:mod:`stream.calibration`); the results' ``probabilities`` stay raw.
     """
 
     engine: Path | None = None
@@ -53,6 +56,7 @@ class PipelineConfig:
     view_every: int = 5
     threads: int = 2
     device: str = "cpu"
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,11 +69,12 @@ class FaceResult:
     """The result for one face track in one frame, or a ``no_face`` frame (``track_id`` None).
 
     ``box``: (x, y, w, h) in frame pixels. ``probabilities``: AU -> raw probability of this frame.
-    ``smoothed``: AU -> median-filtered probability. ``states``: AU -> on/off (smoothed >= threshold).
-    ``intensity``: AU -> median-filtered intensity 0..5 (FACS A..E, OpenFace's ``AUxx_r``); empty when the
-    engine has no intensity output. ``events``: onsets/offsets at this frame. When a track ends, its open AUs
-    get offsets in an extra :attr:`events_only` result (no probabilities; sinks publish only its events).
-    ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this frame.
+    ``smoothed``: AU -> median-filtered probability (re-based first when calibration is on). ``states``: AU ->
+    on/off (smoothed >= threshold). ``intensity``: AU -> median-filtered intensity 0..5 (FACS A..E, OpenFace's
+    ``AUxx_r``); empty when the engine has no intensity output. ``events``: onsets/offsets at this frame. When a
+    track ends, its open AUs get offsets in an extra :attr:`events_only` result (no probabilities; sinks publish
+    only its events). ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this
+    frame.
     """
 
     frame_index: int
@@ -105,8 +110,10 @@ class _Pending:
 
 
 class _TrackState:
-    def __init__(self, track_id: int, aus: tuple[int, ...], window: int, lookahead: int) -> None:
+    def __init__(self, track_id: int, aus: tuple[int, ...], window: int, lookahead: int,
+                 calibration: CalibrationConfig | None = None) -> None:
         self.median = SlidingMedian(window, lookahead)
+        self.baseline = OnlineBaseline(len(aus), calibration) if calibration and calibration.enabled else None
         self.events = EventDetector(aus, track_id)
         self.pending: deque[_Pending] = deque()
         self.view_probs: np.ndarray | None = None
@@ -213,7 +220,8 @@ class Pipeline:
             state = self._state(track.track_id)
             state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
             state.last_seen = meta
-            out = state.median.push(probs[i] if intensity is None else np.concatenate([probs[i], intensity[i]]))
+            p = probs[i] if state.baseline is None else state.baseline.update(probs[i])
+            out = state.median.push(p if intensity is None else np.concatenate([p, intensity[i]]))
             if out is not None:
                 results.append(self._finish(track.track_id, state, out[1]))
         return results
@@ -276,7 +284,8 @@ class Pipeline:
 
     def _state(self, track_id: int) -> _TrackState:
         if track_id not in self._tracks:
-            self._tracks[track_id] = _TrackState(track_id, self.aus, self.window, self.config.lookahead)
+            self._tracks[track_id] = _TrackState(track_id, self.aus, self.window, self.config.lookahead,
+                                                 self.config.calibration)
         return self._tracks[track_id]
 
     def _finish(self, track_id: int, state: _TrackState, smoothed: np.ndarray) -> FaceResult:
