@@ -204,9 +204,11 @@ def plot(results: dict[str, Any], modes: list[str], path: Path) -> None:
         traces = results["clip_traces"]
         of = np.array(traces["openface_offline"][f"AU{au:02d}"], dtype=float)
         ax.plot(np.arange(len(of)) / 25.0, of / 5.0, color="0.45", lw=1.0, label="OpenFace offline AU_r / 5")
+        scale = 5.0 if results.get("engine_value") == "intensity" else 1.0
         for det in engines:
-            v = np.array(traces[det][f"AU{au:02d}"], dtype=float)
-            ax.plot(np.arange(len(v)) / 25.0, v, color=colour[det], lw=1.0, label=label[det])
+            v = np.array(traces[det][f"AU{au:02d}"], dtype=float) / scale
+            ax.plot(np.arange(len(v)) / 25.0, v, color=colour[det], lw=1.0,
+                    label=label[det] + (" intensity / 5" if scale != 1.0 else ""))
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("time (s): crying, then laughing from 9.5 s")
         ax.set_title(f"AU{au} on the bundled clip", fontsize=10)
@@ -249,6 +251,10 @@ def main() -> int:
     lines = table(results, shown)
     results["table"] = lines
     results["clip_traces"] = clip_traces(outputs)
+    from engines.engine import load_engine
+
+    # the engine's per-frame value: its intensity (0..5, as OpenFace's AUxx_r) where it has one, else the probability
+    results["engine_value"] = "intensity" if load_engine(args.engine).has_intensity else "probability"
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.limit is None else "_limited"
     (args.out / f"real_faces{suffix}.json").write_text(json.dumps(results, indent=1) + "\n")

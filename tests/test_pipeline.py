@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 import zmq
 
@@ -210,3 +211,20 @@ def test_rgb_only_engine_runs_without_flow(test_video: tuple[Path, int], tmp_pat
     run_stream(CaptureConfig(str(video)), pipeline, [collect])
     assert [r.frame_index for r in collect.results] == list(range(n_frames))
     assert sum(r.no_face for r in collect.results) == 10
+
+
+def test_default_engine_writes_intensity_columns_in_range(tmp_path: Path) -> None:
+    """The embedded engine has an intensity output: `process` writes OpenFace's AUxx_r (0..5) beside AUxx_c/_p,
+    and the laugh in the bundled clip has a higher AU12 intensity than the crying before it."""
+    from tests.conftest import CLIP
+
+    out = tmp_path / "clip.csv"
+    res = _aunets("process", str(CLIP), "--csv", str(out), "--no-progress", timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [r for r in csv.DictReader(out.open()) if r["success"] == "1"]
+    assert {"AU12_c", "AU12_p", "AU12_r"} <= set(rows[0])
+    values = [float(r[f"{au}_r"]) for r in rows for au in ("AU01", "AU06", "AU12", "AU24")]
+    assert min(values) >= 0.0 and max(values) <= 5.0
+    crying = [float(r["AU12_r"]) for r in rows if float(r["timestamp"]) < 9.0]
+    laughing = [float(r["AU12_r"]) for r in rows if float(r["timestamp"]) > 10.5]
+    assert np.mean(laughing) > np.mean(crying) + 0.5, (np.mean(laughing), np.mean(crying))
