@@ -116,7 +116,8 @@ def build_trt(bundle: Path | str, dtype: str = "float16", max_batch: int = 4, op
             raise EngineError(f"TensorRT builds need .safetensors detectors, {name} is not; rebuild the bundle "
                               f"with `aunets build-engine --format safetensors`")
         heads = [h for v, h in manifest.detector_heads.items() if manifest.detectors[v] == name]
-        model = create_model(manifest.architecture, (1 + max(heads, default=0)) * len(manifest.aus),
+        blocks = 2 if manifest.intensity else 1  # presence blocks, then the intensity block when present
+        model = create_model(manifest.architecture, (1 + max(heads, default=0)) * len(manifest.aus) * blocks,
                              **manifest.architecture_kwargs)
         model.load_state_dict(load_file(str(bundle / name)), strict=True)
         model = model.eval().cuda().to(torch_dtype)

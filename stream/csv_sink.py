@@ -92,7 +92,8 @@ class OpenFaceCsvWriter:
                 row += [int(r.states[a]) for a in self.aus]
                 row += [f"{r.probabilities[a]:.4f}" for a in self.aus]
                 if self.intensity:
-                    row += [f"{r.intensity[a]:.3f}" for a in self.aus]
+                    # the GPU frame path computes no intensity: empty cells, as for a no-face row
+                    row += [f"{r.intensity[a]:.3f}" if a in r.intensity else "" for a in self.aus]
             self._writer.writerow(row)
             self.rows += 1
         self._flush()

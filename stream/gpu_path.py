@@ -152,7 +152,8 @@ class GpuFramePath:
             runtimes[name] = CudaRuntime(
                 bundle / weights,
                 architecture=manifest.architecture,
-                num_outputs=(1 + max(heads, default=0)) * len(manifest.aus),
+                # an intensity block follows the presence blocks; this path reads the presence blocks only
+                num_outputs=(1 + max(heads, default=0)) * len(manifest.aus) * (2 if manifest.intensity else 1),
                 architecture_kwargs=manifest.architecture_kwargs,
                 config=config.runtime,
             )
