@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -300,20 +301,29 @@ def generate(config: SynthConfig, out: Path, progress: bool = True) -> Path:
     ]
     n_frames = len(jobs) * max(1, round(config.seconds * config.fps))
     (out / "manifest.json").write_text(json.dumps(manifest(config), indent=2))
-    workers = config.workers or os.cpu_count() or 1
-    workers = max(1, min(workers, len(jobs)))
+    rows_all = render_jobs(render_sequence, jobs, config.workers, n_frames, out, "synth", progress)
+    log.info("wrote %d frames of %d sequences to %s", len(rows_all), len(jobs), out)
+    return out
+
+
+def render_jobs(render: Callable[[Any], list[dict[str, Any]]], jobs: Sequence[Any], workers: int, n_frames: int,
+                out: Path, desc: str, progress: bool) -> list[dict[str, Any]]:
+    """Render every sequence job with ``render`` in ``workers`` processes (0 = all CPUs), with a progress bar of
+    ``n_frames`` frames, and write the label rows of all of them, sorted by (sequence, frame), to
+    ``out/labels.csv`` (:data:`LABEL_COLUMNS`). Returns the rows. The result does not depend on ``workers``."""
     from tqdm import tqdm
 
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     results: list[list[dict[str, Any]]] = []
-    with tqdm(total=n_frames, unit="frame", desc="synth", disable=not progress) as bar:
+    with tqdm(total=n_frames, unit="frame", desc=desc, disable=not progress) as bar:
         if workers == 1:
             for job in jobs:
-                results.append(render_sequence(job))
+                results.append(render(job))
                 bar.update(len(results[-1]))
         else:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             with ctx.Pool(workers) as pool:
-                for rows in pool.imap_unordered(render_sequence, jobs):
+                for rows in pool.imap_unordered(render, jobs):
                     results.append(rows)
                     bar.update(len(rows))
     rows_all = sorted((r for rows in results for r in rows), key=lambda r: (r["sequence"], r["frame"]))
@@ -321,8 +331,7 @@ def generate(config: SynthConfig, out: Path, progress: bool = True) -> Path:
         writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
         writer.writeheader()
         writer.writerows(rows_all)
-    log.info("wrote %d frames of %d sequences to %s", len(rows_all), len(jobs), out)
-    return out
+    return rows_all
 
 
 def with_workers(config: SynthConfig, workers: int) -> SynthConfig:

@@ -11,11 +11,8 @@ frame). Subject id = the person (``london_003``). Deterministic for a seed, what
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import multiprocessing as mp
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ import cv2
 import numpy as np
 
 from models.synth.correspondence import load_correspondence
-from models.synth.dataset import GENERATOR, LABEL_COLUMNS, frame_weights
+from models.synth.dataset import GENERATOR, frame_weights, render_jobs
 from models.synth.dynamics import PRESENCE_THRESHOLD, Timeline, build_timeline, parse_script
 from models.synth.episodes import plan_episodes
 from models.synth.facemodel import load_face_model
@@ -423,26 +420,7 @@ def generate(config: PhotoSynthConfig, out: Path, progress: bool = True) -> Path
         _Job(config, p, k, q, fits[p.subject], str(out)) for k, p in enumerate(people) for q in range(config.sequences)
     ]
     n_frames = len(jobs) * max(1, round(config.seconds * config.fps))
-    workers = max(1, min(config.workers or os.cpu_count() or 1, len(jobs)))
-    from tqdm import tqdm
-
-    results: list[list[dict[str, Any]]] = []
-    with tqdm(total=n_frames, unit="frame", desc="synth-photo", disable=not progress) as bar:
-        if workers == 1:
-            for job in jobs:
-                results.append(render_sequence(job))
-                bar.update(len(results[-1]))
-        else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers) as pool:
-                for rows in pool.imap_unordered(render_sequence, jobs):
-                    results.append(rows)
-                    bar.update(len(rows))
-    rows_all = sorted((r for rows in results for r in rows), key=lambda r: (r["sequence"], r["frame"]))
-    with open(out / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows_all)
+    rows_all = render_jobs(render_sequence, jobs, config.workers, n_frames, out, "synth-photo", progress)
     pres = np.array([[int(r[au_key(a)]) for a in BP4D_AUS] for r in rows_all], np.float64).reshape(-1, len(BP4D_AUS))
     info["base_rates"] = {au_key(a): round(float(pres[:, i].mean()), 4) if len(pres) else 0.0
                           for i, a in enumerate(BP4D_AUS)}  # fmt: skip
