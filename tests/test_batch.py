@@ -150,11 +150,12 @@ def test_killed_batch_resumes_and_every_csv_is_whole(tiny_engine: Path, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
+    _, alive = psutil.wait_procs(children, timeout=10)  # workers notice the batch is gone and stop
+    assert not alive, f"workers left running after the batch was killed: {alive}"
+    # taken once every process has stopped: a worker may finish the video in hand before it notices
     finished = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*.csv") if p.name != "index.csv"
                 and (out / f"{p.name}.config.json").exists()}
     assert 1 <= len(finished) < 6, "the batch was not killed mid-way"
-    _, alive = psutil.wait_procs(children, timeout=10)  # workers notice the batch is gone and stop
-    assert not alive, f"workers left running after the batch was killed: {alive}"
 
     res = _aunets("batch", str(folder), "--out", str(out), "--engine", str(tiny_engine), "--workers", "2",
                   "--no-progress")
