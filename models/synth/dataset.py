@@ -209,17 +209,8 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     jpeg_q = int(rng.integers(70, 96))
     seq = sequence_id(job.subject, job.view, job.index)
     root = Path(job.out)
-    seq_dir = root / "sequences" / seq
-    kinds = [k for k, on in (("crop", cfg.crops), ("full", cfg.full)) if on]
-    for k in kinds:
-        (seq_dir / k).mkdir(parents=True, exist_ok=True)
-    writers: dict[str, cv2.VideoWriter] = {}
-    if cfg.video:
-        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-        if cfg.crops:
-            writers["crop"] = cv2.VideoWriter(str(seq_dir / "crop.mp4"), fourcc, cfg.fps, (cfg.size, cfg.size))
-        if cfg.full:
-            writers["full"] = cv2.VideoWriter(str(seq_dir / "full.mp4"), fourcc, cfg.fps, (width, height))
+    writers = open_sequence(root / "sequences" / seq, cfg.crops, cfg.full, cfg.video, cfg.fps, cfg.size,
+                            (width, height))
     rows = []
     n = tl.intensity.shape[0]
     try:
@@ -304,6 +295,23 @@ def generate(config: SynthConfig, out: Path, progress: bool = True) -> Path:
     rows_all = render_jobs(render_sequence, jobs, config.workers, n_frames, out, "synth", progress)
     log.info("wrote %d frames of %d sequences to %s", len(rows_all), len(jobs), out)
     return out
+
+
+def open_sequence(seq_dir: Path, crops: bool, full: bool, video: bool, fps: float, size: int,
+                  frame_size: tuple[int, int]) -> dict[str, cv2.VideoWriter]:
+    """Make ``seq_dir/crop`` and/or ``seq_dir/full`` for a sequence's JPEGs and, with ``video``, open its mp4v
+    writers (``crop.mp4`` size x size px, ``full.mp4`` frame_size = (width, height) px); returns them by kind."""
+    for kind, on in (("crop", crops), ("full", full)):
+        if on:
+            (seq_dir / kind).mkdir(parents=True, exist_ok=True)
+    writers: dict[str, cv2.VideoWriter] = {}
+    if video:
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+        if crops:
+            writers["crop"] = cv2.VideoWriter(str(seq_dir / "crop.mp4"), fourcc, fps, (size, size))
+        if full:
+            writers["full"] = cv2.VideoWriter(str(seq_dir / "full.mp4"), fourcc, fps, frame_size)
+    return writers
 
 
 def render_jobs(render: Callable[[Any], list[dict[str, Any]]], jobs: Sequence[Any], workers: int, n_frames: int,

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from models.synth.correspondence import load_correspondence
-from models.synth.dataset import GENERATOR, frame_weights, render_jobs
+from models.synth.dataset import GENERATOR, frame_weights, open_sequence, render_jobs
 from models.synth.dynamics import PRESENCE_THRESHOLD, Timeline, build_timeline, parse_script
 from models.synth.episodes import plan_episodes
 from models.synth.facemodel import load_face_model
@@ -312,17 +312,8 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     photo_r = face.photo_rotation
     seq = sequence_id(job.person, job.index)
     root = Path(job.out)
-    seq_dir = root / "sequences" / seq
-    kinds = [k for k, on in (("crop", cfg.crops), ("full", cfg.full)) if on]
-    for k in kinds:
-        (seq_dir / k).mkdir(parents=True, exist_ok=True)
-    writers: dict[str, cv2.VideoWriter] = {}
-    if cfg.video:
-        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-        if cfg.crops:
-            writers["crop"] = cv2.VideoWriter(str(seq_dir / "crop.mp4"), fourcc, cfg.fps, (cfg.size, cfg.size))
-        if cfg.full:
-            writers["full"] = cv2.VideoWriter(str(seq_dir / "full.mp4"), fourcc, cfg.fps, (width, height))
+    writers = open_sequence(root / "sequences" / seq, cfg.crops, cfg.full, cfg.video, cfg.fps, cfg.size,
+                            (width, height))
     rows: list[dict[str, Any]] = []
     box: tuple[float, float, float, float] | None = None
     tracker = FaceTracker(YuNetDetector())
