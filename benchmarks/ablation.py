@@ -36,7 +36,7 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def aunets(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "stream.cli", *args], check=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "aunets.cli", *args], check=True, cwd=REPO)
 
 
 def main() -> int:

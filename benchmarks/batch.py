@@ -26,10 +26,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stream.batch import BatchBackend, BatchConfig, engine_identity, run_batch  # noqa: E402
-from stream.batch_local import LocalBackend, default_workers  # noqa: E402
-from stream.corpus import plan_jobs  # noqa: E402
-from stream.pipeline import PipelineConfig  # noqa: E402
+from aunets.stream.batch import BatchBackend, BatchConfig, engine_identity, run_batch  # noqa: E402
+from aunets.stream.batch_local import LocalBackend, default_workers  # noqa: E402
+from aunets.stream.corpus import plan_jobs  # noqa: E402
+from aunets.stream.pipeline import PipelineConfig  # noqa: E402
 
 CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 
@@ -69,7 +69,7 @@ def main() -> int:
         ]
         from distributed import LocalCluster
 
-        from stream.batch_dask import DaskBackend
+        from aunets.stream.batch_dask import DaskBackend
 
         t0 = time.perf_counter()
         with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, host="127.0.0.1",

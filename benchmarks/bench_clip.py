@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.face import YuNetDetector
+from aunets.stream.tracking import YuNetDetector
 
 CLIP = Path(__file__).resolve().parents[1] / "media" / "pexels_wolfganglanger_expressions.mp4"
 

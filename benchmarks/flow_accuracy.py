@@ -33,10 +33,10 @@ import torch  # noqa: E402
 from bench_clip import load_frames  # noqa: E402  (benchmarks/bench_clip.py)
 from tqdm import tqdm  # noqa: E402
 
-from stream.face import crop_square  # noqa: E402
-from stream.flow import DISFlow, FarnebackFlow, FlowBackend  # noqa: E402
-from stream.flow_cuda_cv import create_cv_cuda_flow, cv_cuda_flow_status  # noqa: E402
-from stream.flow_torch import TorchTVL1Flow  # noqa: E402
+from aunets.core.crop import crop_square  # noqa: E402
+from aunets.core.flow import DISFlow, FarnebackFlow, FlowBackend  # noqa: E402
+from aunets.core.flow_cuda_cv import create_cv_cuda_flow, cv_cuda_flow_status  # noqa: E402
+from aunets.core.flow_torch import TorchTVL1Flow  # noqa: E402
 
 SIZE = 224
 BORDER = 8

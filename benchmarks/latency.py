@@ -10,10 +10,10 @@ Rows (each on the bundled clip's frames, one face, the box YuNet finds in the fi
 * ``cpu-faithful-vgg16x12``: the faithful AUNets view ensemble (12 independent VGG16s, 224x448 RGB|flow,
   **random weights**) in float32 torch on the CPU, ``--cpu-frames`` frames; ``--cpu-members`` < 12 runs fewer
   members and scales the engine time by 12 / members (marked ``extrapolated``).
-* GPU rows, when CUDA is present: the same ensemble through :class:`engines.runtime_cuda.CudaRuntime` presets
+* GPU rows, when CUDA is present: the same ensemble through :class:`aunets.engines.runtime_cuda.CudaRuntime` presets
   (``eager-fp32``, ``eager-fp16``, ``fp16-cl-graph``, ``fp16-cl-graph-streams``, ``bf16-cl-graph``,
   ``fp16-compile-graph`` with ``--compile``), engine alone on a device tensor and the whole GPU frame path
-  (:class:`stream.gpu_path.GpuFramePath`: upload, crop, TV-L1 flow, normalise, infer, download), and
+  (:class:`aunets.stream.gpu_path.GpuFramePath`: upload, crop, TV-L1 flow, normalise, infer, download), and
   ``trt`` when torch-tensorrt imports.
 
 Times come from CUDA events (GPU) or ``perf_counter`` (CPU) around each call, after warm-up. Throughput is
@@ -45,14 +45,14 @@ import torch  # noqa: E402
 from bench_clip import load_frames  # noqa: E402  (benchmarks/bench_clip.py)
 from tqdm import tqdm  # noqa: E402
 
-from engines.manifest import InputSpec, Manifest  # noqa: E402
-from engines.preprocess import compose_input  # noqa: E402
-from engines.runtime_cuda import CUDA_PRESETS, CudaRuntime, CudaRuntimeConfig  # noqa: E402
-from models.registry import create_model  # noqa: E402
-from stream.au import BP4D_AUS  # noqa: E402
-from stream.face import crop_square  # noqa: E402
-from stream.flow import DISFlow, encode_flow  # noqa: E402
-from stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
+from aunets.core.au import BP4D_AUS  # noqa: E402
+from aunets.core.crop import crop_square  # noqa: E402
+from aunets.core.flow import DISFlow, encode_flow  # noqa: E402
+from aunets.engines.manifest import InputSpec, Manifest  # noqa: E402
+from aunets.engines.preprocess import compose_input  # noqa: E402
+from aunets.engines.registry import create_model  # noqa: E402
+from aunets.engines.runtime_cuda import CUDA_PRESETS, CudaRuntime, CudaRuntimeConfig  # noqa: E402
+from aunets.stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
 
 ARCH = "aunet_vgg16_horizontal"
 N_AUS = len(BP4D_AUS)
@@ -105,7 +105,7 @@ def row(name: str, where: str, e2e: list[float], stages: dict[str, list[float]],
 
 
 def bench_cpu_default(frames: list[np.ndarray], box: Any) -> dict[str, Any]:
-    from engines.engine import load_engine
+    from aunets.engines.engine import load_engine
 
     try:
         engine = load_engine(None)
@@ -203,7 +203,7 @@ def bench_gpu_preset(preset: str, cfg: CudaRuntimeConfig, frames: list[np.ndarra
 
 
 def bench_flow_gpu(n: int) -> dict[str, Any]:
-    from stream.flow_torch import TVL1_PRESETS, TorchTVL1
+    from aunets.core.flow_torch import TVL1_PRESETS, TorchTVL1
 
     out: dict[str, Any] = {}
     for preset, comp in (("fast", False), ("medium", False), ("fast", True)):

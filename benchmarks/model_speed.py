@@ -5,7 +5,7 @@
 
 For each MobileNetV2 width and crop size it builds ``mobilenetv2_horizontal`` (input crop x 2*crop, random
 init with batch-norm statistics recalibrated on noise: timing does not depend on the weights), exports it with
-:func:`engines.export.export_onnx` (12 AU logits), and times batch-1 inference in ONNX Runtime with one intra-op
+:func:`aunets.models.export.export_onnx` (12 AU logits), and times batch-1 inference in ONNX Runtime with one intra-op
 thread and no spinning. Configurations are timed round-robin (``--rounds`` rounds of ``--runs`` calls each) so
 that load from other processes hits all of them alike: compare the ratios within one run. Also measured: the
 same trunk with 9x12 per-view heads (one file for all views) and the 9-view classifier, for the engine-size
@@ -29,8 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engines.export import export_onnx, ort_session  # noqa: E402
-from engines.manifest import InputSpec  # noqa: E402
+from aunets.engines.manifest import InputSpec  # noqa: E402
+from aunets.models.export import export_onnx, ort_session  # noqa: E402
 
 N_AUS = 12
 N_VIEWS = 9
@@ -40,8 +40,8 @@ BUDGET_MS = 4.0
 def build(name: str, outputs: int, crop: int, width: float, path: Path) -> dict[str, Any]:
     import torch
 
-    from models.nets.detector import recalibrate_batchnorm
-    from models.registry import create_model, model_spec
+    from aunets.engines.nets.detector import recalibrate_batchnorm
+    from aunets.engines.registry import create_model, model_spec
 
     torch.manual_seed(0)
     spec = InputSpec(fusion=model_spec(name).fusion, height=crop, width=crop)

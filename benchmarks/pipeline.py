@@ -35,12 +35,12 @@ CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 FOUR = REPO / "media" / "realfaces_four.mp4"
 sys.path.insert(0, str(REPO))
 
-from stream.capture import Capture, CaptureConfig  # noqa: E402
-from stream.csv_sink import OpenFaceCsvWriter  # noqa: E402
-from stream.face import TrackerConfig  # noqa: E402
-from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from stream.publish import ZmqPublisher  # noqa: E402
-from stream.runner import LatencyHistogram, run_stream  # noqa: E402
+from aunets.stream.capture import Capture, CaptureConfig  # noqa: E402
+from aunets.stream.csv_sink import OpenFaceCsvWriter  # noqa: E402
+from aunets.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from aunets.stream.publish import ZmqPublisher  # noqa: E402
+from aunets.stream.runner import LatencyHistogram, run_stream  # noqa: E402
+from aunets.stream.tracking import TrackerConfig  # noqa: E402
 
 
 def rss_mb() -> float:

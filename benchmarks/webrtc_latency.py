@@ -7,7 +7,7 @@
 Headless Chromium (Debian's ``chromium``) plays ``--clip`` as its camera (a .y4m made here) and streams it to an
 in-process server over loopback WebRTC. The page measures, per result, the time from the camera frame's capture
 (requestVideoFrameCallback captureTime) to the result's arrival on the data channel, both on the page's clock
-(frame ids travel in the video, see stream/webrtc/marker.py). The server reports its own share (frame received
+(frame ids travel in the video, see aunets/stream/webrtc/marker.py). The server reports its own share (frame received
 -> result sent) and the pipeline's time per frame. Prints a table, writes JSON and a PNG (histogram and time
 series). The machine's other load shows up in the numbers: compare figures from one run.
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", type=Path, default=None, help="engine bundle (default: engines/default)")
+    ap.add_argument("--engine", type=Path, default=None, help="engine bundle (default: aunets/engines/default)")
     ap.add_argument("--tiny", action="store_true", help="use a tiny random ONNX engine (plumbing latency only)")
     ap.add_argument("--clip", type=Path, default=CLIP, help="video played as the browser's camera")
     ap.add_argument("--size", default="640x360", help="camera frame size WxH (default 640x360)")
@@ -45,10 +45,10 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from engines.engine import load_engine
-    from stream.webrtc.headless import find_chromium, launch_chromium
-    from stream.webrtc.server import BackgroundServer, ServeConfig
-    from stream.webrtc.y4m import video_to_y4m
+    from aunets.engines.engine import load_engine
+    from aunets.stream.webrtc.headless import find_chromium, launch_chromium
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.stream.webrtc.y4m import video_to_y4m
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="aunets-webrtc-") as tmp_dir:

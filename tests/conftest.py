@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.manifest import InputSpec, Manifest, sha256_file, write_manifest
-from stream.au import BP4D_AUS
+from aunets.core.au import BP4D_AUS
+from aunets.engines.manifest import InputSpec, Manifest, sha256_file, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
@@ -35,7 +35,7 @@ def build_tiny_engine(
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from stream.flow import FlowConfig
+    from aunets.core.flow import FlowConfig
 
     spec = InputSpec(fusion=fusion, height=size, width=size)
     channels, height, width = spec.tensor_shape

@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.corpus import plan_jobs
-from stream.errors import ConfigError
+from aunets.core.errors import ConfigError
+from aunets.stream.corpus import plan_jobs
 from tests.conftest import write_test_video
 
 
 def _aunets(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aunets.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -137,7 +137,7 @@ def test_killed_batch_resumes_and_every_csv_is_whole(tiny_engine: Path, tmp_path
     for i in range(1, 6):
         (folder / f"v{i}.mp4").write_bytes((folder / "v0.mp4").read_bytes())
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "stream.cli", "batch", str(folder), "--out", str(out), "--engine",
+    cmd = [sys.executable, "-m", "aunets.cli", "batch", str(folder), "--out", str(out), "--engine",
            str(tiny_engine), "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90

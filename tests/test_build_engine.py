@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.train import Trainer
+from aunets.models.train import Trainer
 from tests.test_data_synthetic import make_synth
 from tests.test_train import tiny_config
 
@@ -20,7 +20,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _sample(engine_dir: Path, n: int) -> np.ndarray:
-    from engines.manifest import load_manifest
+    from aunets.engines.manifest import load_manifest
 
     shape = load_manifest(engine_dir).input.tensor_shape
     return np.random.default_rng(0).normal(0, 1, size=(n, *shape)).astype(np.float32)
@@ -29,10 +29,10 @@ def _sample(engine_dir: Path, n: int) -> np.ndarray:
 def test_full_run_exports_and_matches_torch(synth: Path, tmp_path: Path) -> None:
     import torch
 
-    from engines.build import build_engine
-    from engines.engine import load_engine
-    from models.registry import create_model
-    from models.train import load_weights
+    from aunets.engines.engine import load_engine
+    from aunets.engines.registry import create_model
+    from aunets.models.build import build_engine
+    from aunets.models.checkpoint import load_weights
 
     config = tiny_config(
         synth,
@@ -69,8 +69,8 @@ def test_full_run_exports_and_matches_torch(synth: Path, tmp_path: Path) -> None
 
 
 def test_per_au_layout_exports_one_ensemble_per_view(synth: Path, tmp_path: Path) -> None:
-    from engines.build import build_engine
-    from engines.engine import load_engine
+    from aunets.engines.engine import load_engine
+    from aunets.models.build import build_engine
 
     config = tiny_config(synth, model={"layout": "per_au_view"}, optim={"epochs": 1, "samples_per_epoch": 16},
                          cascade={"enabled": True}, tuning={"median_windows": [3]})

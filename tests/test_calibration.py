@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.calibration import CalibrationConfig, OnlineBaseline
-from stream.errors import ConfigError
-from stream.face import Track
-from stream.frame import Frame
-from stream.pipeline import FaceResult, Pipeline, PipelineConfig
-from stream.temporal import median_filter
+from aunets.core.errors import ConfigError
+from aunets.core.face import Track
+from aunets.core.frame import Frame
+from aunets.core.median import median_filter
+from aunets.core.results import FaceResult
+from aunets.stream.calibration import CalibrationConfig, OnlineBaseline
+from aunets.stream.pipeline import Pipeline, PipelineConfig
 from tests.conftest import build_tiny_engine, clip_frames
 
 
@@ -68,8 +69,8 @@ def test_new_track_starts_fresh_and_off_leaves_the_output_unchanged(tmp_path: Pa
 
 
 def test_calibration_flag_reaches_the_saved_config() -> None:
-    from stream.cli import build_parser
-    from stream.cli_args import pipeline_config_from_args
+    from aunets.cli import build_parser
+    from aunets.stream.cli_args import pipeline_config_from_args
 
     parser = build_parser("process")
     on = pipeline_config_from_args(parser.parse_args(["process", "v.mp4", "--csv", "o.csv", "--calibration", "on"]))

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.capture import Capture, CaptureConfig
-from stream.errors import SourceError
+from aunets.core.errors import SourceError
+from aunets.stream.capture import Capture, CaptureConfig
 
 
 def _numbered_video(path: Path, n: int, fps: float = 25.0) -> None:
@@ -76,7 +76,7 @@ def test_empty_folder_is_a_source_error(tmp_path: Path) -> None:
 
 
 def test_capture_process_can_track_faces_and_hand_tracks_over(tmp_path: Path) -> None:
-    from stream.face import TrackerConfig
+    from aunets.stream.tracking import TrackerConfig
     from tests.conftest import write_test_video
 
     video = tmp_path / "clip.mp4"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from models.data import detect_layout, load_dataset
-from models.data.bp4d import bp4d_folds, load_bp4d
-from stream.errors import ConfigError
+from aunets.core.errors import ConfigError
+from aunets.models.data import detect_layout, load_dataset
+from aunets.models.data.bp4d import bp4d_folds, load_bp4d
 
 # three DRML-style subject folds
 FOLDS = {0: (["F001", "M001"], ["F002"], ["M002"]), 1: (["F002", "M002"], ["M001"], ["F001"]),

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.data import detect_layout, load_dataset
-from stream.au import FERA2017_AUS
+from aunets.core.au import FERA2017_AUS
+from aunets.models.data import detect_layout, load_dataset
 
 
 def _occ(frame: int, au: int) -> int:

@@ -10,18 +10,18 @@ import cv2
 import numpy as np
 import pytest
 
-from models.data import detect_layout, load_dataset
-from models.data.cache import CacheSpec, FrameCache, build_cache
-from models.data.expressions import expression_labels
-from stream.au import BP4D_AUS
-from stream.face import crop_square
-from stream.flow import FlowConfig, create_flow_backend, encode_flow
+from aunets.core.au import BP4D_AUS
+from aunets.core.crop import crop_square
+from aunets.core.flow import FlowConfig, create_flow_backend, encode_flow
+from aunets.models.data import detect_layout, load_dataset
+from aunets.models.data.cache import CacheSpec, FrameCache, build_cache
+from aunets.models.data.expressions import expression_labels
 
 
 def make_synth(out: Path, subjects: int = 5, views: int = 2, seconds: float = 1.0, seed: int = 3,
                frame_size: tuple[int, int] = (160, 120), script: str = "") -> Path:
-    """A tiny real synthetic set (the generator of models.synth), small frames for speed."""
-    from models.synth import SynthConfig, generate
+    """A tiny real synthetic set (the generator of aunets.models.synth), small frames for speed."""
+    from aunets.models.synth import SynthConfig, generate
 
     generate(SynthConfig(subjects=subjects, views=views, seconds=seconds, seed=seed, frame_size=frame_size,
                          size=64, video=False, workers=1, script=script), out, progress=False)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.manifest import Manifest
-from models.data.sample import FrameRecord, FrameSet
-from models.evaluate import score
+from aunets.engines.manifest import Manifest
+from aunets.models.data.sample import FrameRecord, FrameSet
+from aunets.models.evaluate import score
 from tests.conftest import build_tiny_engine
 
 
@@ -50,7 +50,7 @@ def test_score_matches_hand_computed_f1() -> None:
 
 
 def test_eval_cli_on_synthetic_set(tmp_path: Path) -> None:
-    from stream.cli import main
+    from aunets.cli import main
     from tests.test_data_synthetic import make_synth
 
     data = make_synth(tmp_path / "synth", subjects=4, views=2, seconds=0.6)

@@ -9,11 +9,11 @@ import onnx
 import pytest
 import torch
 
-from engines.export import export_onnx, ort_session, verify_onnx
-from engines.manifest import InputSpec
-from models.nets.detector import recalibrate_batchnorm
-from models.registry import create_model, list_models, model_spec
-from stream.errors import EngineError
+from aunets.core.errors import EngineError
+from aunets.engines.manifest import InputSpec
+from aunets.engines.nets.detector import recalibrate_batchnorm
+from aunets.engines.registry import create_model, list_models, model_spec
+from aunets.models.export import export_onnx, ort_session, verify_onnx
 
 
 def _shape(name: str) -> tuple[int, int, int]:

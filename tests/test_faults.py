@@ -29,10 +29,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.au import BP4D_AUS
+from aunets.core.au import BP4D_AUS
 from tests.conftest import build_tiny_engine, clip_frames
 
-CLI = [sys.executable, "-m", "stream.cli"]
+CLI = [sys.executable, "-m", "aunets.cli"]
 
 
 def strict_json(text: str) -> Any:
@@ -259,9 +259,9 @@ def test_offers_that_never_connect_are_freed_and_offer_refuses_foreign_pages(eng
     import zmq
     from aiortc import RTCPeerConnection
 
-    from engines.engine import load_engine
-    from stream.webrtc.ice import rtc_configuration
-    from stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.engines.engine import load_engine
+    from aunets.stream.webrtc.ice import rtc_configuration
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
 
     async def make_offer() -> str:
         pc = RTCPeerConnection(configuration=rtc_configuration([]))
@@ -321,8 +321,8 @@ def test_offers_that_never_connect_are_freed_and_offer_refuses_foreign_pages(eng
 
 
 def test_status_and_summary_without_frames_are_strict_json() -> None:
-    from stream.messages import to_json
-    from stream.runner import RunStats, _status
+    from aunets.stream.messages import to_json
+    from aunets.stream.runner import RunStats, _status
 
     status = strict_json(to_json(_status(RunStats(), deque(), 0.0)))
     assert status["latency_ms"] == {"p50": None, "p99": None}
@@ -345,8 +345,8 @@ def _edit_manifest(bundle: Path, **changes: Any) -> None:
 
 
 def test_manifest_that_does_not_match_the_weights_is_rejected_at_load(tmp_path: Path) -> None:
-    from engines.engine import load_engine
-    from stream.errors import EngineError
+    from aunets.core.errors import EngineError
+    from aunets.engines.engine import load_engine
 
     # 9 heads x 12 logits, but the manifest lists 11 AUs: 108 logits would be cut into misaligned 11-wide slices
     eleven = build_tiny_engine(tmp_path / "eleven", heads=9)

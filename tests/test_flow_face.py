@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.errors import ConfigError
-from stream.face import FaceTracker, TrackerConfig, YuNetDetector, crop_square, iou
-from stream.flow import DISFlow, FarnebackFlow, FlowConfig, create_flow_backend, encode_flow
+from aunets.core.crop import crop_square
+from aunets.core.errors import ConfigError
+from aunets.core.face import iou
+from aunets.core.flow import DISFlow, FarnebackFlow, FlowConfig, create_flow_backend, encode_flow
+from aunets.stream.tracking import FaceTracker, TrackerConfig, YuNetDetector
 from tests.conftest import clip_frames
 
 

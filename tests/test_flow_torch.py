@@ -1,4 +1,4 @@
-"""The torch TV-L1 flow (stream.flow_torch) on the CPU: accuracy on synthetic motion, batching, operators."""
+"""The torch TV-L1 flow (aunets.core.flow_torch) on the CPU: accuracy on synthetic motion, batching, operators."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stream.errors import ConfigError  # noqa: E402
-from stream.flow import DISFlow, create_flow_backend  # noqa: E402
-from stream.flow_torch import TorchTVL1, TorchTVL1Flow, TVL1Config, _divergence, _forward_grad  # noqa: E402
+from aunets.core.errors import ConfigError  # noqa: E402
+from aunets.core.flow import DISFlow, create_flow_backend  # noqa: E402
+from aunets.core.flow_torch import TorchTVL1, TorchTVL1Flow, TVL1Config, _divergence, _forward_grad  # noqa: E402
 
 SIZE = 96
 

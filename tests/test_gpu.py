@@ -11,18 +11,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.manifest import InputSpec, Manifest  # noqa: E402
-from engines.preprocess import compose_input  # noqa: E402
-from engines.runtime_cuda import CudaRuntime, CudaRuntimeConfig, ensemble_members  # noqa: E402
-from engines.runtime_trt import TrtBuildInfo, check_build_info  # noqa: E402
-from models.registry import create_model  # noqa: E402
-from stream.au import BP4D_AUS  # noqa: E402
-from stream.errors import ConfigError, EngineError  # noqa: E402
-from stream.face import crop_square  # noqa: E402
-from stream.flow import encode_flow  # noqa: E402
-from stream.flow_cuda_cv import cv_cuda_flow_status  # noqa: E402
-from stream.flow_torch import TorchTVL1Flow  # noqa: E402
-from stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
+from aunets.core.au import BP4D_AUS  # noqa: E402
+from aunets.core.crop import crop_square  # noqa: E402
+from aunets.core.errors import ConfigError, EngineError  # noqa: E402
+from aunets.core.flow import encode_flow  # noqa: E402
+from aunets.core.flow_cuda_cv import cv_cuda_flow_status  # noqa: E402
+from aunets.core.flow_torch import TorchTVL1Flow  # noqa: E402
+from aunets.engines.manifest import InputSpec, Manifest  # noqa: E402
+from aunets.engines.preprocess import compose_input  # noqa: E402
+from aunets.engines.registry import create_model  # noqa: E402
+from aunets.engines.runtime_cuda import CudaRuntime, CudaRuntimeConfig, ensemble_members  # noqa: E402
+from aunets.engines.runtime_trt import TrtBuildInfo, check_build_info  # noqa: E402
+from aunets.stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
 from tests.conftest import clip_frames  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
@@ -32,7 +32,7 @@ S = 32
 
 
 def _manifest(views: dict[int, str] | None = None, encoding: str = "paper") -> Manifest:
-    from stream.flow import FlowConfig
+    from aunets.core.flow import FlowConfig
 
     detectors = views or {4: "v4.safetensors"}
     return Manifest(name="t", architecture="aunet_vgg16_horizontal", aus=tuple(BP4D_AUS), detectors=detectors,
@@ -113,7 +113,7 @@ def test_trt_build_mismatch_is_refused_with_rebuild_command() -> None:
     built = TrtBuildInfo("NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "2.11.0", "2.11.0")
     check_build_info(built, built)
     other = TrtBuildInfo("NVIDIA L4", "8.9", "10.13.0", "2.11.0", "2.11.0")
-    with pytest.raises(EngineError, match=r"gpu_name.*compute_capability.*python -m engines.runtime_trt"):
+    with pytest.raises(EngineError, match=r"gpu_name.*compute_capability.*python -m aunets.engines.runtime_trt"):
         check_build_info(built, other, "bundle")
     assert TrtBuildInfo.from_json({**built.to_json(), "files": {}}) == built
 
@@ -133,7 +133,7 @@ def test_cv_cuda_status_names_a_reason() -> None:
 @gpu
 @pytest.mark.parametrize("preset", ["fp16-cl-graph", "fp16-cl-graph-streams", "bf16-cl-graph"])
 def test_cuda_runtime_matches_float64_reference(preset: str) -> None:
-    from engines.runtime_cuda import CUDA_PRESETS
+    from aunets.engines.runtime_cuda import CUDA_PRESETS
 
     model = _tiny()
     x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 3, S, 2 * S)).astype(np.float32))
@@ -199,14 +199,14 @@ def test_tensorrt_build_and_run(tmp_path: object) -> None:
 def test_pipeline_device_cuda_without_a_gpu_is_a_clear_error() -> None:
     if HAS_CUDA:
         pytest.skip("this machine has CUDA: the GPU test below covers it")
-    from stream.pipeline import Pipeline, PipelineConfig
+    from aunets.stream.pipeline import Pipeline, PipelineConfig
 
     with pytest.raises(EngineError, match="needs torch with CUDA"):
         Pipeline(PipelineConfig(device="cuda"))
 
 
 def _clip_probabilities(pipeline: Any, frames: list[np.ndarray]) -> np.ndarray:
-    from stream.frame import Frame
+    from aunets.core.frame import Frame
 
     results = []
     for i, f in enumerate(frames):
@@ -217,7 +217,7 @@ def _clip_probabilities(pipeline: Any, frames: list[np.ndarray]) -> np.ndarray:
 def test_pipeline_gpu_branch_on_the_cpu_device_matches_the_cpu_pipeline() -> None:
     """The `--device cuda` wiring (Pipeline -> GpuFramePath.from_bundle with the default engine's per-view
     heads and view classifier) run on torch's CPU device, so that CI checks it without a GPU."""
-    from stream.pipeline import Pipeline, PipelineConfig
+    from aunets.stream.pipeline import Pipeline, PipelineConfig
 
     frames = clip_frames(12)
     cpu = _clip_probabilities(Pipeline(PipelineConfig(device="cpu")), frames)
@@ -234,7 +234,7 @@ def test_pipeline_gpu_branch_on_the_cpu_device_matches_the_cpu_pipeline() -> Non
 @pytest.mark.gpu
 def test_pipeline_device_cuda_matches_the_cpu_pipeline_on_the_clip() -> None:
     """`aunets run --device cuda` end to end with the default engine: same faces, close probabilities."""
-    from stream.pipeline import Pipeline, PipelineConfig
+    from aunets.stream.pipeline import Pipeline, PipelineConfig
 
     frames = clip_frames(40)
     out = {device: _clip_probabilities(Pipeline(PipelineConfig(device=device)), frames) for device in ("cpu", "cuda")}

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from engines.engine import load_engine
-from engines.manifest import load_manifest
-from stream.errors import EngineError, ManifestError
+from aunets.core.errors import EngineError, ManifestError
+from aunets.engines.engine import load_engine
+from aunets.engines.manifest import load_manifest
 
 
 def _edit(bundle: Path, change: Any) -> None:
@@ -82,7 +82,7 @@ def test_not_a_bundle(tmp_path: Path) -> None:
 
 
 def test_corrupt_onnx_with_matching_hash_is_an_engine_error(tiny_engine: Path) -> None:
-    from engines.manifest import sha256_file
+    from aunets.engines.manifest import sha256_file
 
     (tiny_engine / "detector.onnx").write_bytes(b"garbage")
     _edit(tiny_engine, lambda d: d["files"].update({"detector.onnx": sha256_file(tiny_engine / "detector.onnx")}))

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from models.metrics import (
+from aunets.core.median import median_filter
+from aunets.models.metrics import (
     accuracy_per_column,
     best_thresholds,
     confusion,
@@ -15,7 +16,6 @@ from models.metrics import (
     smooth_sequences,
     tune_median,
 )
-from stream.temporal import median_filter
 
 
 def test_f1_and_accuracy_hand_computed() -> None:

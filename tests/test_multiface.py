@@ -1,7 +1,7 @@
 """Several faces at once (issue 15): contiguous crops into the flow, the shipped multi-person clips end to end,
 one batched engine call per frame, and track life (occlusions, faces leaving and coming back, closing offsets).
 
-The clips in ``media/`` (``python -m models.data.multiface``) come with per-person ground-truth face boxes and
+The clips in ``media/`` (``python -m aunets.models.data.multiface``) come with per-person ground-truth face boxes and
 expressions (``NAME.json``); a track is matched to the person whose boxes it overlaps.
 """
 
@@ -21,13 +21,15 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.capture import CaptureConfig
-from stream.face import Detection, TrackerConfig, crop_square, iou
-from stream.flow import DISFlow, FarnebackFlow, compute_flows, create_flow_backend
-from stream.frame import Frame
-from stream.pipeline import Pipeline, PipelineConfig
-from stream.publish import ZmqPublisher
-from stream.runner import run_stream
+from aunets.core.crop import crop_square
+from aunets.core.face import Detection, iou
+from aunets.core.flow import DISFlow, FarnebackFlow, compute_flows, create_flow_backend
+from aunets.core.frame import Frame
+from aunets.stream.capture import CaptureConfig
+from aunets.stream.pipeline import Pipeline, PipelineConfig
+from aunets.stream.publish import ZmqPublisher
+from aunets.stream.runner import run_stream
+from aunets.stream.tracking import TrackerConfig
 from tests.conftest import REPO, clip_frames
 
 MEDIA = REPO / "media"
@@ -118,7 +120,7 @@ def test_three_people_end_to_end_one_row_per_face_per_frame_and_their_own_expres
     sub.connect(endpoint)
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "run", str(MEDIA / "realfaces_trio.mp4"), "--pub", endpoint,
+            [sys.executable, "-m", "aunets.cli", "run", str(MEDIA / "realfaces_trio.mp4"), "--pub", endpoint,
              "--csv", str(out), "--max-faces", "3", "--wait-subscriber", "20"],
             capture_output=True, text=True, timeout=300, cwd=REPO,
         )  # fmt: skip
@@ -307,7 +309,7 @@ def test_lsl_outlet_carries_every_face_with_its_track_id(tiny_engine: Path) -> N
     import threading
 
     pylsl = pytest.importorskip("pylsl", reason="the [lsl] extra (pylsl) is not installed")
-    from stream.lsl_sink import LslOutlet
+    from aunets.stream.lsl_sink import LslOutlet
 
     n = _truth("realfaces_trio")["frames"]
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine, tracker=TrackerConfig(max_faces=3)))

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from models.synth.correspondence import load_correspondence
-from models.synth.episodes import plan_episodes
-from models.synth.facemodel import load_face_model
-from stream.au import BP4D_AUS
+from aunets.core.au import BP4D_AUS
+from aunets.models.synth.correspondence import load_correspondence
+from aunets.models.synth.episodes import plan_episodes
+from aunets.models.synth.facemodel import load_face_model
 
 pytest.importorskip("mediapipe", reason="photo-real synthesis needs mediapipe: pip install -e '.[teacher]'")
 
@@ -22,7 +22,7 @@ pytest.importorskip("mediapipe", reason="photo-real synthesis needs mediapipe: p
 @pytest.fixture(scope="module")
 def neutral_face() -> tuple[np.ndarray, np.ndarray]:
     """The bundled clip's first frame (a near-neutral face, mouth closed), RGB, and its landmarks (478, 3) px."""
-    from models.synth.landmarks import FaceLandmarkFitter
+    from aunets.models.synth.landmarks import FaceLandmarkFitter
     from tests.conftest import clip_frames
 
     rgb = cv2.cvtColor(clip_frames(1)[0], cv2.COLOR_BGR2RGB)
@@ -35,8 +35,8 @@ def neutral_face() -> tuple[np.ndarray, np.ndarray]:
 def _applied_and_measured(neutral_face: tuple[np.ndarray, np.ndarray], au: int) -> tuple[np.ndarray, np.ndarray]:
     """(applied, measured) landmark displacements (478, 2) px of ``au`` at apex: the applied one is the warp's
     target, the measured one MediaPipe's landmarks on the warped image minus those on the unwarped one."""
-    from models.synth.landmarks import FaceLandmarkFitter
-    from models.synth.photoface import PhotoFace
+    from aunets.models.synth.landmarks import FaceLandmarkFitter
+    from aunets.models.synth.photoface import PhotoFace
 
     rgb, lm = neutral_face
     model = load_face_model()
@@ -73,8 +73,8 @@ def test_au4_lowers_the_inner_brows(neutral_face) -> None:
 
 
 def test_parted_lips_show_a_dark_mouth_with_teeth(neutral_face) -> None:
-    from models.synth.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
-    from models.synth.photoface import PhotoFace
+    from aunets.models.synth.landmarks import LIPS_INNER_LOWER, LIPS_INNER_UPPER
+    from aunets.models.synth.photoface import PhotoFace
 
     rgb, lm = neutral_face
     model = load_face_model()
@@ -96,7 +96,7 @@ def test_parted_lips_show_a_dark_mouth_with_teeth(neutral_face) -> None:
 
 def test_eyeballs_stay_rigid_while_the_lids_move(neutral_face) -> None:
     """On a textured image (so any resampling shows) the widened lids move but the iris pixels are untouched."""
-    from models.synth.photoface import PhotoFace
+    from aunets.models.synth.photoface import PhotoFace
 
     rgb, lm = neutral_face
     texture = np.random.default_rng(0).integers(0, 256, rgb.shape, dtype=np.uint8)
@@ -146,9 +146,9 @@ def _collection(root: Path) -> Path:
 
 
 def test_written_set_is_deterministic_loads_and_never_uses_test_people(tmp_path: Path) -> None:
-    from models.data.synthetic import load_synthetic
-    from models.synth.dataset import LABEL_COLUMNS
-    from models.synth.photoreal import PhotoSynthConfig, generate
+    from aunets.models.data.synthetic import load_synthetic
+    from aunets.models.synth.dataset import LABEL_COLUMNS
+    from aunets.models.synth.photoreal import PhotoSynthConfig, generate
 
     photos = _collection(tmp_path / "realfaces")
     config = PhotoSynthConfig(photos=str(photos), sets=("london",), sequences=2, seconds=0.6, seed=3, workers=1,
@@ -177,7 +177,7 @@ def test_written_set_is_deterministic_loads_and_never_uses_test_people(tmp_path:
 
 
 def test_cli_names_the_fix_for_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stream.cli import main
+    from aunets.cli import main
 
     assert main(["synth-photo", "--photos", str(tmp_path)]) == 1
     assert "give --out DIR" in capsys.readouterr().err

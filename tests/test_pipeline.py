@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.capture import CaptureConfig
-from stream.csv_sink import OpenFaceCsvWriter, csv_columns
-from stream.face import TrackerConfig
-from stream.pipeline import FaceResult, Pipeline, PipelineConfig
-from stream.publish import ZmqPublisher
-from stream.runner import run_stream
+from aunets.core.results import FaceResult
+from aunets.stream.capture import CaptureConfig
+from aunets.stream.csv_sink import OpenFaceCsvWriter, csv_columns
+from aunets.stream.pipeline import Pipeline, PipelineConfig
+from aunets.stream.publish import ZmqPublisher
+from aunets.stream.runner import run_stream
+from aunets.stream.tracking import TrackerConfig
 
 BLANK = range(20, 30)  # frames of write_test_video that hold no face
 
@@ -109,7 +110,7 @@ def test_centred_median_lookahead_keeps_every_frame(tiny_engine: Path, test_vide
 
 
 def _aunets(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "aunets.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_process_cli_writes_csv_plot_and_config(

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from engines.manifest import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
-from models import pretrained as P
-from models.nets.detector import Detector
-from models.nets.fusion import TwoStreamEncoder
-from models.nets.vgg import VGG16_CONV_NAMES, vgg16_convs
-from models.registry import create_model
-from stream.errors import AunetsError
+from aunets.core.errors import AunetsError
+from aunets.engines.manifest import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from aunets.engines.nets import pretrained as P
+from aunets.engines.nets.detector import Detector
+from aunets.engines.nets.fusion import TwoStreamEncoder
+from aunets.engines.nets.vgg import VGG16_CONV_NAMES, vgg16_convs
+from aunets.engines.registry import create_model
 from tests.conftest import clip_frames
 
 pytest.importorskip("h5py", reason="h5py is in the [train] extra")
@@ -65,7 +65,7 @@ def test_hed_conv1_1_reproduces_the_reference_output() -> None:
     conv1_1 = vgg16_convs(model.encoder)["conv1_1"]
     with torch.no_grad():
         out = conv1_1(x)[0].numpy().transpose(1, 2, 0)  # (H, W, 64), zero-padded
-    interior = out[1:-1, 1:-1]  # the border differs by design: see models.pretrained
+    interior = out[1:-1, 1:-1]  # the border differs by design: see aunets.engines.nets.pretrained
     scale = np.abs(reference).max()
     assert scale > 10.0  # a real response, not a near-zero map
     assert np.abs(interior - reference).max() <= 1e-4 * scale

@@ -11,17 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data.realfaces import default_root, load_realfaces
-from models.realface_benchmark import (
-    ClipOutput,
-    auc,
-    clip_path,
-    on_rate,
-    read_openface,
-    run_engine,
-    smile_auc,
-)
-from stream.pipeline import Pipeline, PipelineConfig
+from aunets.models.data.realfaces import default_root, load_realfaces
+from aunets.models.realface_benchmark import ClipOutput, auc, clip_path, on_rate, read_openface, run_engine, smile_auc
+from aunets.stream.pipeline import Pipeline, PipelineConfig
 
 ROOT = default_root()
 needs_collection = pytest.mark.skipif(not (ROOT / "london").is_dir(), reason=f"no real-face collection at {ROOT}")

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from engines.manifest import FUSIONS, InputSpec
-from models.nets.detector import Detector, recalibrate_batchnorm
-from models.nets.ensemble import Ensemble
-from models.nets.fusion import TwoStreamEncoder
-from models.nets.hydranet import HydraNet
-from models.registry import create_model, list_models, model_spec, replace_head
-from stream.errors import ConfigError
+from aunets.core.errors import ConfigError
+from aunets.engines.manifest import FUSIONS, InputSpec
+from aunets.engines.nets.detector import Detector, recalibrate_batchnorm
+from aunets.engines.nets.ensemble import Ensemble
+from aunets.engines.nets.fusion import TwoStreamEncoder
+from aunets.engines.nets.hydranet import HydraNet
+from aunets.engines.registry import create_model, list_models, model_spec, replace_head
 
 TINY = 32
 

@@ -22,13 +22,13 @@ def test_run_publishes_and_listen_records_every_frame(
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     record = tmp_path / "session.jsonl"
     listener = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "listen", "--sub", endpoint, "--topics", "au.frame,au.status",
+        [sys.executable, "-m", "aunets.cli", "listen", "--sub", endpoint, "--topics", "au.frame,au.status",
          "--record", str(record), "--timeout", "6"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "run", str(video), "--pub", endpoint, "--engine", str(tiny_engine),
+            [sys.executable, "-m", "aunets.cli", "run", str(video), "--pub", endpoint, "--engine", str(tiny_engine),
              "--wait-subscriber", "20", "--realtime"],
             capture_output=True, text=True, timeout=120,
         )
@@ -57,7 +57,7 @@ def test_run_refuses_a_busy_endpoint(tiny_engine: Path, test_video: tuple[Path, 
     port = busy.bind_to_random_port("tcp://127.0.0.1")
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "run", str(video), "--pub", f"tcp://127.0.0.1:{port}",
+            [sys.executable, "-m", "aunets.cli", "run", str(video), "--pub", f"tcp://127.0.0.1:{port}",
              "--engine", str(tiny_engine)],
             capture_output=True, text=True, timeout=60,
         )
@@ -77,10 +77,10 @@ def test_lsl_outlet_streams_probabilities_stamped_with_capture_time(
     import pytest
 
     pylsl = pytest.importorskip("pylsl", reason="the [lsl] extra (pylsl) is not installed")
-    from stream.capture import CaptureConfig
-    from stream.lsl_sink import LslOutlet
-    from stream.pipeline import Pipeline, PipelineConfig
-    from stream.runner import run_stream
+    from aunets.stream.capture import CaptureConfig
+    from aunets.stream.lsl_sink import LslOutlet
+    from aunets.stream.pipeline import Pipeline, PipelineConfig
+    from aunets.stream.runner import run_stream
 
     video, n_frames = test_video
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine))

@@ -8,7 +8,9 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("numba")
 
-from models.synth.dynamics import (  # noqa: E402
+from aunets.core.au import BP4D_AUS  # noqa: E402
+from aunets.core.errors import ConfigError  # noqa: E402
+from aunets.models.synth.dynamics import (  # noqa: E402
     BASE_RATES,
     PRESENCE_THRESHOLD,
     build_timeline,
@@ -16,11 +18,17 @@ from models.synth.dynamics import (  # noqa: E402
     parse_script,
     sample_episodes,
 )
-from models.synth.facemodel import load_face_model  # noqa: E402
-from models.synth.renderer import Lighting, Placement, Pose, face_box, pose_vertices, project, render_face  # noqa: E402
-from models.synth.subject import prepare_subject, sample_subject  # noqa: E402
-from stream.au import BP4D_AUS  # noqa: E402
-from stream.errors import ConfigError  # noqa: E402
+from aunets.models.synth.facemodel import load_face_model  # noqa: E402
+from aunets.models.synth.renderer import (  # noqa: E402
+    Lighting,
+    Placement,
+    Pose,
+    face_box,
+    pose_vertices,
+    project,
+    render_face,
+)
+from aunets.models.synth.subject import prepare_subject, sample_subject  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("numba")
 
-from models.synth.dataset import LABEL_COLUMNS, SynthConfig, generate
-from stream.au import BP4D_AUS, au_key
-from stream.cli import main
+from aunets.cli import main
+from aunets.core.au import BP4D_AUS, au_key
+from aunets.models.synth.dataset import LABEL_COLUMNS, SynthConfig, generate
 
 
 def _read(path: Path) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.teacher import AU_FROM_BLENDSHAPES, blendshapes_to_aus
-from stream.au import BP4D_AUS
+from aunets.core.au import BP4D_AUS
+from aunets.models.teacher import AU_FROM_BLENDSHAPES, blendshapes_to_aus
 
 
 def test_mapping_covers_every_au_and_averages_left_right() -> None:
@@ -25,7 +25,7 @@ def test_teacher_scores_mouth_smile_on_the_first_frames_and_no_face_on_a_blank()
     # the clip opens on a crying face whose stretched mouth MediaPipe scores as mouthSmile (AU12 > 0.5):
     # the teacher's opinion, pinned here so a change of model or mapping shows
     pytest.importorskip("mediapipe", reason="the teacher needs mediapipe: pip install -e '.[teacher]'")
-    from models.teacher import BlendshapeTeacher
+    from aunets.models.teacher import BlendshapeTeacher
     from tests.conftest import clip_frames
 
     frames = clip_frames(5)

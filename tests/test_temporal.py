@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from stream.errors import ConfigError
-from stream.temporal import EventDetector, SlidingMedian, median_filter
+from aunets.core.errors import ConfigError
+from aunets.core.median import SlidingMedian, median_filter
+from aunets.stream.events import EventDetector
 
 
 def reference(x: np.ndarray, w: int, k: int) -> np.ndarray:
@@ -57,7 +58,7 @@ def test_events_onset_and_offset_with_peak() -> None:
 
 
 def test_latency_histogram_percentiles_match_numpy_within_a_bin() -> None:
-    from stream.runner import LatencyHistogram
+    from aunets.stream.runner import LatencyHistogram
 
     rng = np.random.default_rng(0)
     values = rng.gamma(4.0, 3.0, size=5000)

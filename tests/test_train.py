@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.train import Trainer, TrainingPaused, balanced_weights, plan_units
-from models.train_config import TrainConfig, config_from_dict
+from aunets.models.sampling import balanced_weights
+from aunets.models.train import Trainer, TrainingPaused
+from aunets.models.train_config import TrainConfig, config_from_dict
+from aunets.models.units import plan_units
 from tests.test_data_synthetic import make_synth
 
 AUS = [12, 4]
@@ -60,10 +62,10 @@ def test_plan_units_cascade_and_layouts(tmp_path: Path) -> None:
 
 
 def test_tiny_training_beats_chance_on_held_out_subjects(synth: Path, tmp_path: Path) -> None:
-    from engines.build import build_engine
-    from engines.engine import load_engine
-    from models.data import load_dataset
-    from models.evaluate import EvalConfig, evaluate
+    from aunets.engines.engine import load_engine
+    from aunets.models.build import build_engine
+    from aunets.models.data import load_dataset
+    from aunets.models.evaluate import EvalConfig, evaluate
 
     out = tmp_path / "run"
     # the real recipe on a small scale: ImageNet-initialised MobileNetV2 (a tiny net from scratch does not
@@ -100,7 +102,7 @@ def test_interrupted_training_resumes_exactly(synth: Path, tmp_path: Path) -> No
 
 
 def test_group_shares_give_each_source_its_share() -> None:
-    from models.train import group_shares
+    from aunets.models.sampling import group_shares
 
     groups = np.array([0] * 90 + [1] * 10)
     w = group_shares(groups, [0.4], None)
@@ -118,11 +120,12 @@ def test_fine_tuning_adds_intensity_and_an_extra_source(synth: Path, tmp_path: P
 
     import torch
 
-    from engines.build import build_engine
-    from engines.engine import load_engine
-    from models.data import load_dataset
-    from models.registry import create_model
-    from models.train import init_from_engine, load_weights
+    from aunets.engines.engine import load_engine
+    from aunets.engines.registry import create_model
+    from aunets.models.build import build_engine
+    from aunets.models.checkpoint import load_weights
+    from aunets.models.data import load_dataset
+    from aunets.models.finetune import init_from_engine
 
     base = tiny_config(synth, optim={"epochs": 1, "samples_per_epoch": 64}, tuning={"median_windows": [3]})
     Trainer(base, tmp_path / "base", progress=False).run()
@@ -157,10 +160,10 @@ def test_fine_tuning_adds_intensity_and_an_extra_source(synth: Path, tmp_path: P
     engine = load_engine(build_engine(tmp_path / "tuned", tmp_path / "engine"))
     assert engine.has_intensity
     test = [r for r in frames.records if r.split == "test"][:40]
-    from models.data.cache import CacheSpec, build_cache
+    from aunets.models.data.cache import CacheSpec, build_cache
 
     cache = build_cache(replace_records(frames, test), tmp_path / "c", CacheSpec(size=48, pad=1.0), progress=False)
-    from engines.preprocess import compose_input
+    from aunets.engines.preprocess import compose_input
 
     batch = np.stack([compose_input(*cache.centre(i), engine.manifest.input) for i in range(len(cache))])
     probs, intensity = engine.infer(batch, [4] * len(batch))

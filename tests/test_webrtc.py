@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.errors import ConfigError
-from stream.webrtc.ice import IceServer, host_addresses_for
-from stream.webrtc.marker import STRIP_ROWS, draw_marker, read_marker, strip_rows
-from stream.webrtc.y4m import write_y4m
+from aunets.core.errors import ConfigError
+from aunets.stream.webrtc.ice import IceServer, host_addresses_for
+from aunets.stream.webrtc.marker import STRIP_ROWS, draw_marker, read_marker, strip_rows
+from aunets.stream.webrtc.y4m import write_y4m
 from tests.conftest import clip_frames
 
 
@@ -86,7 +86,7 @@ def test_loopback_host_candidate_in_the_sdp() -> None:
     pytest.importorskip("aiortc")
     from aiortc import RTCPeerConnection
 
-    from stream.webrtc.ice import rtc_configuration, use_host_addresses
+    from aunets.stream.webrtc.ice import rtc_configuration, use_host_addresses
 
     assert use_host_addresses("127.0.0.1") == ["127.0.0.1"]
 
@@ -138,7 +138,7 @@ async def stream_clip(url: str, frames: list[np.ndarray], seconds: float) -> dic
     import av
     from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-    from stream.webrtc.ice import rtc_configuration
+    from aunets.stream.webrtc.ice import rtc_configuration
 
     sent: list[int] = []
 
@@ -170,8 +170,8 @@ async def stream_clip(url: str, frames: list[np.ndarray], seconds: float) -> dic
 
 def test_client_streams_and_gets_results_then_teardown(tiny_engine: Path) -> None:
     pytest.importorskip("aiortc")
-    from engines.engine import load_engine
-    from stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.engines.engine import load_engine
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)

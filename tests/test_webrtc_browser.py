@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream.webrtc.headless import find_chromium
+from aunets.stream.webrtc.headless import find_chromium
 from tests.conftest import CLIP, REPO
 
-DEFAULT_MANIFEST = REPO / "engines" / "default" / "manifest.json"
+DEFAULT_MANIFEST = REPO / "aunets" / "engines" / "default" / "manifest.json"
 
 
 def _require_browser() -> None:
@@ -67,7 +67,7 @@ async def _sessions(server: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def tiny_clip(tmp_path: Path) -> Path:
-    from stream.webrtc.y4m import video_to_y4m
+    from aunets.stream.webrtc.y4m import video_to_y4m
 
     path = tmp_path / "face.y4m"
     video_to_y4m(CLIP, path, max_frames=50, size=(640, 360))
@@ -80,9 +80,9 @@ def browser_server(tiny_engine: Path, tiny_clip: Path, tmp_path: Path) -> Iterat
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    from engines.engine import load_engine
-    from stream.webrtc.headless import launch_chromium
-    from stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.engines.engine import load_engine
+    from aunets.stream.webrtc.headless import launch_chromium
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
 
     with BackgroundServer(ServeConfig(port=0, pub=None), engine=load_engine(tiny_engine)) as bg, \
             sync_playwright() as pw:  # fmt: skip
@@ -148,7 +148,7 @@ def test_closing_a_tab_frees_its_session(browser_server: tuple[Any, Any]) -> Non
 def _synth_clip(out: Path) -> Path:
     """The single-AU clip: AU12 at apex from 1.0 to 2.5 s of 4 s, frontal, no head jitter."""
     subprocess.run(
-        [sys.executable, "-m", "stream.cli", "synth", "--out", str(out), "--subjects", "1", "--views", "1",
+        [sys.executable, "-m", "aunets.cli", "synth", "--out", str(out), "--subjects", "1", "--views", "1",
          "--seconds", "4", "--script", "12:1.0-2.5", "--no-jitter", "--no-crops", "--workers", "1",
          "--no-progress"],
         check=True, cwd=REPO, timeout=300,
@@ -167,9 +167,9 @@ def au12_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Any], d
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    from stream.webrtc.headless import launch_chromium
-    from stream.webrtc.server import BackgroundServer, ServeConfig
-    from stream.webrtc.y4m import video_to_y4m
+    from aunets.stream.webrtc.headless import launch_chromium
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.stream.webrtc.y4m import video_to_y4m
 
     tmp_path = tmp_path_factory.mktemp("au12")
     y4m = tmp_path / "au12.y4m"
@@ -221,12 +221,12 @@ def test_every_face_is_boxed_and_the_user_chooses_whose_bars_are_shown(tiny_engi
     _require_browser()
     from playwright.sync_api import sync_playwright
 
-    from engines.engine import load_engine
-    from stream.face import TrackerConfig
-    from stream.pipeline import PipelineConfig
-    from stream.webrtc.headless import launch_chromium
-    from stream.webrtc.server import BackgroundServer, ServeConfig
-    from stream.webrtc.y4m import video_to_y4m
+    from aunets.engines.engine import load_engine
+    from aunets.stream.pipeline import PipelineConfig
+    from aunets.stream.tracking import TrackerConfig
+    from aunets.stream.webrtc.headless import launch_chromium
+    from aunets.stream.webrtc.server import BackgroundServer, ServeConfig
+    from aunets.stream.webrtc.y4m import video_to_y4m
 
     y4m = tmp_path / "trio.y4m"
     video_to_y4m(REPO / "media" / "realfaces_trio.mp4", y4m, size=(640, 480))

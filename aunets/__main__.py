@@ -1,0 +1,7 @@
+"""``python -m aunets``: the ``aunets`` command."""
+
+import sys
+
+from aunets.cli import main
+
+sys.exit(main())

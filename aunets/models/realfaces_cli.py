@@ -1,0 +1,24 @@
+"""``aunets realfaces``: write the real-face training set (train people of ``../shared/realfaces``) as a CSV
+manifest that ``aunets train`` reads (``data.extra``). See :func:`aunets.models.data.realfaces.write_training_set`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="output folder (manifest.csv, frames/, JSON)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the real-face collection (default: ../shared/realfaces beside the checkout)")
+    parser.add_argument("--no-teacher", action="store_true",
+                        help="no MediaPipe pseudo-labels (the teacher needs the [teacher] extra)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aunets.models.data.realfaces import write_training_set
+
+    path = write_training_set(args.out, args.root, teacher=not args.no_teacher, progress=not args.no_progress)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,1 @@
+"""The live runtime: capture, face tracking, the per-frame pipeline, calibration, sinks, serve and batch."""

@@ -1,0 +1,74 @@
+"""``aunets batch INPUTS... --out DIR``: a corpus of videos into one OpenFace-compatible CSV each, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from aunets.stream.cli_args import add_pipeline_arguments, pipeline_config_from_args
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders (searched for videos) or CSV manifests (columns path[,subject,session])")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder: one CSV (+ .config.json) per video and index.csv")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core, each engine single-threaded)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs the [dask] extra; shared storage)")
+    p.add_argument("--retry-failed", action="store_true", help="redo videos that failed in an earlier run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_pipeline_arguments(p)
+    p.set_defaults(threads=1)  # batch: one single-threaded engine per worker, one worker per core
+    for action in p._actions:  # the shared option's help names the default of `run` and `process`
+        if action.dest == "threads":
+            action.help = "engine (and OpenCV) threads per worker (default 1 in batch)"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from aunets.core.errors import ConfigError
+    from aunets.stream.batch import BatchBackend, BatchConfig, engine_identity, run_batch
+    from aunets.stream.corpus import plan_jobs
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a file; pass a folder (it is created when missing)")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("--workers is for local workers; with --scheduler the cluster's workers run the videos")
+    pipeline_config = pipeline_config_from_args(args)
+    config = BatchConfig(pipeline=pipeline_config, engine_id=engine_identity(pipeline_config))
+    jobs = plan_jobs(args.inputs, args.out)
+    backend: BatchBackend
+    if args.scheduler:
+        from aunets.stream.batch_dask import DaskBackend
+
+        backend = DaskBackend(args.scheduler)
+    else:
+        from aunets.stream.batch_local import LocalBackend
+
+        backend = LocalBackend(args.workers)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # `kill PID`: stop the workers, write the index
+    try:
+        summary = run_batch(jobs, config, backend, args.out / "index.csv", retry_failed=args.retry_failed,
+                            show_progress=not args.no_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    print(json.dumps({"index": str(args.out / "index.csv"), **summary.to_json()}))
+    if summary.failed:
+        print(f"aunets batch: {summary.failed} of {summary.videos} videos failed; their errors are in "
+              f"{args.out / 'index.csv'} (fix them and re-run with --retry-failed)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,1 +1,0 @@
-"""Engine bundles: format (manifest + weight files), build, and runtimes (ONNX Runtime, torch)."""

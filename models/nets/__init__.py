@@ -1,4 +1,0 @@
-"""Network architectures: VGG16 and MobileNetV2 backbones, input fusion, HydraNet, per-AU ensembles, view classifier.
-
-Build them through :func:`models.registry.create_model`, not directly.
-"""
