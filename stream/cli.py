@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.train_cli", "train AU detectors / view classifier from a config file"),
     "eval": ("models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
     "build-engine": ("engines.build", "export trained models to an engine bundle (ONNX + manifest)"),
+    "explain": ("stream.explain_cli", "where each AU detector looks: occlusion maps (or Grad-CAM) over the face crop"),
     "serve": ("stream.webrtc.cli", "live browser demo over WebRTC (needs the [webrtc] extra)"),
 }
 
