@@ -429,7 +429,14 @@ def _colour_bar(width: int, method: str) -> np.ndarray:
 
 def draw_sheet(ex: Explanation, columns: int = 4, size: int = 192, title: str = "") -> np.ndarray:
     """Every AU's tile in a grid (``columns`` per row) under a title and over a colour bar: ``uint8`` RGB."""
-    tiles = [draw_tile(ex, a, size) for a in ex.aus]
+    what = (f"occlusion, patch {ex.extra.get('patch')} px stride {ex.extra.get('stride')} px"
+            if ex.method == "occlusion" else f"Grad-CAM ({'x'.join(map(str, ex.extra.get('cells', [])))} cells)")
+    return compose_sheet([draw_tile(ex, a, size) for a in ex.aus], ex.method,
+                         f"{title}  {what}, view {ex.view}".strip(), columns)  # fmt: skip
+
+
+def compose_sheet(tiles: Sequence[np.ndarray], method: str, title: str, columns: int = 4) -> np.ndarray:
+    """Tiles of equal size (``draw_tile``) in a grid under ``title`` and over the colour bar: ``uint8`` RGB."""
     th, tw = tiles[0].shape[:2]
     cols = min(columns, len(tiles))
     rows = -(-len(tiles) // cols)
@@ -442,10 +449,8 @@ def draw_sheet(ex: Explanation, columns: int = 4, size: int = 192, title: str = 
     if grid.shape[1] < width:
         grid = np.pad(grid, ((0, 0), (0, width - grid.shape[1]), (0, 0)), constant_values=255)
     header = np.full((30, width, 3), 255, np.uint8)
-    what = (f"occlusion, patch {ex.extra.get('patch')} px stride {ex.extra.get('stride')} px"
-            if ex.method == "occlusion" else f"Grad-CAM ({'x'.join(map(str, ex.extra.get('cells', [])))} cells)")
-    _text(header, f"{title}  {what}, view {ex.view}".strip(), (8, 20), 0.5, bold=1)
-    return np.concatenate([header, grid, _colour_bar(width, ex.method)], axis=0)
+    _text(header, title, (8, 20), 0.5, bold=1)
+    return np.concatenate([header, grid, _colour_bar(width, method)], axis=0)
 
 
 def save_png(path: Path, rgb: np.ndarray) -> None:

@@ -448,7 +448,7 @@ function drawSaliency(ctx, sx, sy) {
   // the label at the window's lower left, kept inside the video (the crop window may reach past the frame)
   const lx = Math.max(0, x * sx);
   const ly = Math.min((y + side) * sy, overlay.height);
-  const label = `${m.au} Grad-CAM · p ${m.probability.toFixed(2)}` + (m.probability < 0.5 ? " (AU off)" : "");
+  const label = `${m.au} Grad-CAM · p ${m.probability.toFixed(2)}` + (m.probability < (state.config.thresholds[m.au] ?? 0.5) ? " (AU off)" : "");
   ctx.fillStyle = "rgba(0,0,0,0.6)";
   ctx.fillRect(lx, ly - 20, ctx.measureText(label).width + 10, 20);
   ctx.fillStyle = "#e6e8eb";
