@@ -236,7 +236,8 @@ class SessionSaliency:
                 message["rate"] = round(self.rate, 2)
                 self.sent += 1
                 self._send(message)
-                await asyncio.sleep(PACE * float(message.get("compute_ms", 0.0)) / 1000)  # newer frames replace the waiting one
+                # pacing: frames that arrive meanwhile replace the waiting one
+                await asyncio.sleep(PACE * float(message.get("compute_ms", 0.0)) / 1000)
             snap, self._waiting = self._waiting, None
 
     def cancel(self) -> None:
