@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     frames_wanted = parse_frames(args.frames) if args.frames else None
     engine = load_engine(args.engine, "onnx", args.threads)
     aus = resolve_aus(engine, config.aus)
+    if config.view is not None and config.view not in engine.manifest.detectors:
+        raise ConfigError(f"--view {config.view} is not one of engine {engine.manifest.name}'s views; choose from "
+                          f"{', '.join(map(str, sorted(engine.manifest.detectors)))} or leave it out")  # fmt: skip
     if not (1 <= config.patch <= engine.manifest.input.height):
         raise ConfigError(f"--patch {config.patch} must be 1..{engine.manifest.input.height} (the engine's crop)")
     gradcam = GradCam(engine, threads=args.threads) if config.method == "gradcam" else None

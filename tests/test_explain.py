@@ -183,3 +183,19 @@ def test_video_frames_use_the_true_previous_frame(tmp_path: Path, engine: Any) -
     assert moving.flow_image is not None and still.flow_image is not None
     assert (still.flow_image == still_flow_colour(engine)).all()
     assert not (moving.flow_image == still_flow_colour(engine)).all()
+
+
+def test_cli_gradcam_on_an_image(tmp_path: Path, engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from models.synth.apex import render_apex_frame
+    from stream.cli import main
+
+    image = tmp_path / "au1.png"
+    cv2.imwrite(str(image), render_apex_frame({1: 1.0}))
+    assert main(["explain", str(image), "--method", "gradcam", "--au", "1", "--out", str(tmp_path / "g"),
+                 "--no-progress"]) == 0  # fmt: skip
+    data = json.loads((tmp_path / "g" / "explain.json").read_text())
+    assert data["config"]["method"] == "gradcam" and data["frames"][0]["cells"] == [4, 7]
+    assert cv2.imread(str(tmp_path / "g" / "frame000000_sheet.png")) is not None
+    assert main(["explain", str(image), "--view", "42", "--out", str(tmp_path / "v")]) == 1
+    assert "--view 42 is not one of" in capsys.readouterr().err

@@ -155,3 +155,32 @@ def test_overlay_keeps_only_the_newest_frame() -> None:
     done, sent, skipped = asyncio.run(scenario())
     assert done == [1, 10], f"computed frames {done}: the first, then only the newest"
     assert [m["frame"] for m in sent] == [1, 10] and skipped == 8
+
+
+def test_occlusion_route_refuses_other_origins_and_unknown_sessions(tiny_engine: Path) -> None:
+    """``POST /sessions/ID/occlusion``: only POST, only this page's origin, only a live session; ``/config`` says
+    whether the overlay is available (the tiny engine has no torch weights: not, and why)."""
+    pytest.importorskip("aiortc")
+    import json
+    import urllib.error
+    import urllib.request
+
+    from engines.engine import load_engine
+    from stream.webrtc.server import BackgroundServer, ServeConfig
+
+    def status(url: str, method: str, headers: dict[str, str] | None = None) -> int:
+        request = urllib.request.Request(url, method=method, headers=headers or {})
+        try:
+            return int(urllib.request.urlopen(request, timeout=10).status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    with BackgroundServer(ServeConfig(port=0, pub=None), engine=load_engine(tiny_engine)) as bg:
+        url = bg.url + "sessions/nosuch/occlusion"
+        assert status(url, "GET") == 405
+        assert status(url, "POST", {"Origin": "https://evil.example"}) == 403
+        assert status(url, "POST", {"Origin": bg.url.rstrip("/")}) == 404
+        assert status(url, "POST") == 404
+        config = json.loads(urllib.request.urlopen(bg.url + "config", timeout=10).read())
+        assert config["saliency"]["available"] is False
+        assert ".safetensors" in config["saliency"]["reason"]
