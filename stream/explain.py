@@ -248,11 +248,12 @@ def occlusion_maps(engine: AUEngine, face: FaceInput, config: ExplainConfig, vie
 class GradCam:
     """Grad-CAM through the torch model rebuilt from the bundle's safetensors weights (``[train]`` extra).
 
-    ``threads``: torch intra-op threads (set for the whole process, as torch does). Raises MissingExtraError
+    ``threads``: torch intra-op threads (set for the whole process, as torch does; None: left as they are, e.g.
+    when the AU path itself runs on the torch runtime). Raises MissingExtraError
     without torch and EngineError when the bundle has no ``.safetensors`` weights for its detectors.
     """
 
-    def __init__(self, engine: AUEngine, threads: int = 1) -> None:
+    def __init__(self, engine: AUEngine, threads: int | None = 1) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -260,7 +261,8 @@ class GradCam:
         from engines.runtime import load_registry_model
 
         self._torch = torch
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.engine = engine
         m = engine.manifest
         blocks = 2 if m.intensity else 1
@@ -386,13 +388,14 @@ def draw_tile(ex: Explanation, au: int, size: int = 192) -> np.ndarray:
     unit = "drop" if ex.method == "occlusion" else "cam"
     side = size // 2
     width = size + (side if ex.flow is not None else 0)
-    head = 38
+    k = max(1.0, size / 192)  # text grows with the tile
+    head = round(38 * k)
     tile = np.full((size + head, width, 3), 255, np.uint8)
-    _text(tile, f"AU{au}", (4, 15), 0.5, bold=2)
-    _text(tile, AU_NAMES.get(au, "")[:30], (48, 15), 0.4)
+    _text(tile, f"AU{au}", (4, round(15 * k)), 0.5 * k, bold=2)
+    _text(tile, AU_NAMES.get(au, "")[:30], (round(48 * k), round(15 * k)), 0.4 * k)
     rmax = float(ex.rgb[i].max())
     _text(tile, f"p={ex.probabilities[i]:.2f}  max {unit} {rmax:.2f}" if ex.method == "occlusion"
-          else f"p={ex.probabilities[i]:.2f}", (4, 32), 0.4)  # fmt: skip
+          else f"p={ex.probabilities[i]:.2f}", (4, round(32 * k)), 0.4 * k)  # fmt: skip
     fmax = float(ex.flow[i].max()) if ex.flow is not None else 0.0
     if ex.method == "occlusion":
         rscale, fscale = max(rmax, OCCLUSION_FLOOR), max(fmax, OCCLUSION_FLOOR)
@@ -402,13 +405,10 @@ def draw_tile(ex: Explanation, au: int, size: int = 192) -> np.ndarray:
     if ex.flow is not None:
         tile[head : head + side, size:] = draw_overlay(_grey(ex.crop), ex.flow[i], side, vmax=fscale)
         y = head + side
-        _text(tile, "flow half", (size + 4, y + 18), 0.4)
-        if ex.method == "occlusion":
-            _text(tile, f"max {unit}", (size + 4, y + 38), 0.4)
-            _text(tile, f"{fmax:.2f}", (size + 4, y + 56), 0.4)
-        else:
-            _text(tile, "same scale", (size + 4, y + 38), 0.4)
-            _text(tile, "as RGB", (size + 4, y + 56), 0.4)
+        lines = ["flow half", f"max {unit}", f"{fmax:.2f}"] if ex.method == "occlusion" \
+            else ["flow half", "same scale", "as RGB"]  # fmt: skip
+        for n, line in enumerate(lines):
+            _text(tile, line, (size + 4, y + round((18 + 20 * n) * k)), 0.4 * k)
     return tile
 
 
@@ -465,7 +465,7 @@ def save_explanation(out: Path, stem: str, ex: Explanation, title: str = "") -> 
     out.mkdir(parents=True, exist_ok=True)
     save_png(out / f"{stem}_sheet.png", draw_sheet(ex, title=title))
     for a in ex.aus:
-        save_png(out / f"{stem}_AU{a:02d}.png", draw_tile(ex, a, size=320))
+        save_png(out / f"{stem}_AU{a:02d}.png", compose_sheet([draw_tile(ex, a, size=320)], ex.method, title))
     arrays: dict[str, np.ndarray] = {"crop": ex.crop, "rgb": ex.rgb, "aus": np.array(ex.aus),
                                      "probabilities": ex.probabilities}  # fmt: skip
     if ex.flow is not None:

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             ex = dataclasses.replace(ex, frame_index=index)
             stem = f"frame{index:06d}"
             summary.append(save_explanation(args.out, stem, ex, title=f"{source.name} {what}"))
-    write_config(args.out, config, {"source": str(source), "engine": engine.manifest.name,
+    write_config(args.out, config, {"source": str(source), "engine": engine.manifest.name, "aus": list(aus),
                                     "previous_frame": "true previous frame (videos); none, zero motion (images)",
                                     "frames": summary})  # fmt: skip
     print(f"aunets explain: {len(summary)} frame(s) -> {args.out}/frame*_sheet.png", file=sys.stderr)

@@ -114,7 +114,8 @@ class SaliencyService:
             if self._cam is None:
                 from stream.explain import GradCam
 
-                self._cam = GradCam(self.engine, threads=1)
+                # one torch thread, unless the AU path runs on torch itself (its thread count is process-wide)
+                self._cam = GradCam(self.engine, threads=1 if self.engine.runtime == "onnx" else None)
             face = face_input(self.engine, snap.bgr, snap.prev_bgr, box, self.margin)
             view = snap.views.get(track, self.engine.manifest.default_view) if track is not None \
                 else self.engine.manifest.default_view  # fmt: skip
