@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "process": ("aunets.stream.process_cli",
                 "process a video file offline into an OpenFace-compatible CSV (and a plot)"),
     "batch": ("aunets.stream.batch_cli", "process a corpus of videos (files, folders, CSV manifest) into one CSV each, "
-                                  "resumable, on all cores or a Dask cluster"),
+                                         "resumable, on all cores or a Dask cluster"),
     "listen": ("aunets.stream.listen", "subscribe to a running `aunets run` and print or record its events"),
     "synth": ("aunets.models.synth.cli", "render synthetic multi-view face videos with exact AU/view/pose labels"),
     "synth-photo": ("aunets.models.synth.photo_cli",
@@ -33,6 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aunets.models.train_cli", "train AU detectors / view classifier from a config file"),
     "eval": ("aunets.models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
     "build-engine": ("aunets.models.build", "export trained models to an engine bundle (ONNX + manifest)"),
+    "explain": ("aunets.stream.explain_cli",
+                "where each AU detector looks: occlusion maps (or Grad-CAM) over the face crop"),
     "serve": ("aunets.stream.webrtc.cli", "live browser demo over WebRTC (needs the [webrtc] extra)"),
 }
 

@@ -32,6 +32,7 @@ from aunets.stream.messages import to_json
 from aunets.stream.pipeline import Pipeline, PipelineConfig
 from aunets.stream.publish import DEFAULT_ENDPOINT, Sink, ZmqPublisher
 from aunets.stream.webrtc.ice import IceServer, rtc_configuration, use_host_addresses
+from aunets.stream.webrtc.saliency import SaliencyService
 from aunets.stream.webrtc.session import MarkerLayout, PeerSession
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class AUServer:
         self._server: asyncio.Server | None = None
         self._expiries: set[asyncio.Task[None]] = set()
         self._static = static_dir()
+        self.saliency: SaliencyService | None = None
 
     @property
     def port(self) -> int:
@@ -124,6 +126,7 @@ class AUServer:
             self.engine = await asyncio.get_running_loop().run_in_executor(
                 None, load_engine, pc.engine, pc.runtime, pc.threads
             )
+        self.saliency = SaliencyService(self.engine, self.config.pipeline.margin)
         self.host_addresses = use_host_addresses(self.config.host)
         if self.publisher is None and self.config.pub:
             self.publisher = ZmqPublisher(self.config.pub)
@@ -155,6 +158,8 @@ class AUServer:
         if self._own_publisher and self.publisher is not None:
             self.publisher.close()
             self.publisher = None
+        if self.saliency is not None:
+            self.saliency.close()
 
     # --- HTTP -----------------------------------------------------------------------------------------------
 
@@ -194,6 +199,8 @@ class AUServer:
             return 200, CONTENT_TYPES[file.suffix], file.read_bytes()
         if method == "GET" and path == "/config":
             return _json(200, self.page_config())
+        if path.startswith("/sessions/") and path.endswith("/occlusion"):
+            return await self._occlusion(method, path.split("/")[2], headers)
         if method == "GET" and path == "/sessions":
             return _json(200, {"sessions": {sid: s.status() for sid, s in self.sessions.items()}})
         if path == "/offer":
@@ -201,9 +208,7 @@ class AUServer:
                 return 405, "text/plain", b"POST an offer\n"
             if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
                 return 415, "text/plain", b"POST the offer as Content-Type: application/json\n"
-            origin = headers.get("origin")
-            if origin is not None and origin != self._origin(headers.get("host", "")):
-                log.warning("refused an offer from origin %r (not this page)", origin)
+            if not self._own_origin(headers):
                 return 403, "text/plain", b"offers are accepted only from this server's own page\n"
             length = int(headers.get("content-length", "0"))
             if length > MAX_BODY_BYTES:
@@ -211,6 +216,32 @@ class AUServer:
             body = await asyncio.wait_for(reader.readexactly(length), 10)
             return await self._offer(json.loads(body))
         return 404, "text/plain", b"not found\n"
+
+    def _own_origin(self, headers: dict[str, str]) -> bool:
+        """No ``Origin`` (a non-browser client) or this server's own."""
+        origin = headers.get("origin")
+        if origin is not None and origin != self._origin(headers.get("host", "")):
+            log.warning("refused a request from origin %r (not this page)", origin)
+            return False
+        return True
+
+    async def _occlusion(self, method: str, session_id: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """``POST /sessions/ID/occlusion``: the occlusion sheet (12 AUs) of the session's latest frame, PNG."""
+        if method != "POST":
+            return 405, "text/plain", b"POST to compute the occlusion sheet\n"
+        if not self._own_origin(headers):
+            return 403, "text/plain", b"only this server's own page may ask for occlusion sheets\n"
+        session = self.sessions.get(session_id)
+        if session is None or self.saliency is None:
+            return 404, "text/plain", b"no such session\n"
+        snap = session.saliency.latest
+        if snap is None:
+            return 503, "text/plain", b"no frame processed yet; try again once the AU bars move\n"
+        try:
+            png = await self.saliency.run(self.saliency.occlusion_png, snap, session.saliency.track)
+        except ConfigError as exc:
+            return 400, "text/plain", f"{exc}\n".encode()
+        return 200, "image/png", png
 
     def _origin(self, host: str) -> str:
         """This server's origin as a browser on ``host`` (the request's Host header) names it."""
@@ -227,6 +258,8 @@ class AUServer:
             "thresholds": {au_key(a): m.threshold(a) for a in m.aus},
             "engine": m.name,
             "median_window": self.config.pipeline.median_window or m.median_window,
+            "saliency": {"available": self.saliency is not None and self.saliency.reason is None,
+                         "reason": self.saliency.reason if self.saliency is not None else "server not started"},
         }
 
     async def _offer(self, data: Any) -> tuple[int, str, bytes]:
@@ -251,6 +284,7 @@ class AUServer:
             marker=marker,
             on_closed=self._forget,
             status_every_s=self.config.status_every_s,
+            saliency=self.saliency,
         )
         self.sessions[session_id] = session
         try:

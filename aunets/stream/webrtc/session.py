@@ -26,6 +26,7 @@ import numpy as np
 from aunets.core.frame import Frame
 from aunets.stream.messages import event_payload, frame_payload, latency_percentiles, to_json
 from aunets.stream.webrtc.marker import read_marker, strip_rows
+from aunets.stream.webrtc.saliency import SaliencyService, SessionSaliency, Snapshot
 
 if TYPE_CHECKING:
     from aunets.core.results import FaceResult
@@ -75,6 +76,7 @@ class _Done:
     size: tuple[int, int]
     results: list[FaceResult]
     process_ms: float
+    snapshot: Snapshot | None = None
 
 
 class PeerSession:
@@ -94,6 +96,7 @@ class PeerSession:
         marker: MarkerLayout | None = None,
         on_closed: Callable[[PeerSession], None] | None = None,
         status_every_s: float = 1.0,
+        saliency: SaliencyService | None = None,
     ) -> None:
         self.id = session_id
         self.pc = pc
@@ -119,6 +122,9 @@ class PeerSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._t_start = time.perf_counter()
+        self._prev_bgr: np.ndarray | None = None
+        self.saliency = SessionSaliency(saliency, self._send)
+        """The page's saliency overlay (:mod:`.saliency`): off the AU path, newest frame only."""
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
@@ -163,6 +169,8 @@ class PeerSession:
                 self.marker = MarkerLayout.from_json(data)
             except ValueError as exc:
                 log.debug("session %s: ignoring a bad marker message: %s", self.id, exc)
+        elif data.get("type") == "saliency":
+            self.saliency.configure(data)
 
     # --- frames --------------------------------------------------------------------------------------------
 
@@ -205,10 +213,18 @@ class PeerSession:
             frame_id = read_marker(bgr, rows)
             bgr = np.ascontiguousarray(bgr[rows:])
         results = self._pipeline.process(Frame(work.index, work.t_capture_ns, work.t_wall, bgr))
-        return _Done(work.index, frame_id, (bgr.shape[1], bgr.shape[0]), results, 1000 * (time.perf_counter() - t0))
+        boxes = {r.track_id: r.box for r in results if r.frame_index == work.index and r.track_id is not None
+                 and r.box is not None and r.probabilities}  # fmt: skip
+        views = {r.track_id: r.view for r in results if r.track_id in boxes and r.view is not None}
+        snapshot = Snapshot(work.index, bgr, self._prev_bgr, boxes, views)
+        self._prev_bgr = bgr
+        return _Done(work.index, frame_id, (bgr.shape[1], bgr.shape[0]), results, 1000 * (time.perf_counter() - t0),
+                     snapshot)  # fmt: skip
 
     def _deliver(self, done: _Done) -> None:
         self.processed += 1
+        if done.snapshot is not None:
+            self.saliency.offer(done.snapshot)
         self._ids[done.index] = done.frame_id
         self._publish(done.results)
         now_ns = time.monotonic_ns()
@@ -276,6 +292,8 @@ class PeerSession:
             "fps": round(self.processed / seconds, 2),
             "latency_ms": latency_percentiles(self._server_ms),
             "browser": self.browser_stats,
+            "saliency": {"au": self.saliency.au, "sent": self.saliency.sent, "skipped": self.saliency.skipped,
+                         "rate": round(self.saliency.rate, 2)},
         }
 
     async def _status_loop(self) -> None:
@@ -318,6 +336,7 @@ class PeerSession:
             await self.closed.wait()
             return
         self._closing = True
+        self.saliency.cancel()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:

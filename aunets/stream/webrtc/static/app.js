@@ -21,6 +21,8 @@ const overlay = $("overlay");
 const bars = $("bars");
 const timeline = $("timeline");
 const trackChoice = $("track");
+const saliencyOn = $("saliency-on");
+const saliencyAu = $("saliency-au");
 
 // Everything the page knows, exposed for tests and for the curious (window.aunets in the console).
 const state = {
@@ -39,6 +41,9 @@ const state = {
   dropped: 0,
   serverStatus: null,
   captureTimes: new Map(),  // frame id -> capture time (performance.now() clock)
+  // saliency overlay: Grad-CAM of one AU from the server (off the AU path, newest frame only)
+  saliency: { on: false, au: null, count: 0, last: null, lastAt: 0, drawn: false, error: null },
+  sheet: { count: 0, ms: null, error: null, busy: false },
 };
 window.aunets = state;
 
@@ -147,6 +152,7 @@ async function start() {
   }
   state.config = await (await fetch("config")).json();
   $("engine").textContent = state.config.engine;
+  setupSaliency(state.config);
   camera = await navigator.mediaDevices.getUserMedia({
     video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
     audio: false,
@@ -166,7 +172,10 @@ async function start() {
   pc = new RTCPeerConnection({ iceServers: state.config.iceServers });
   channel = pc.createDataChannel("results", { ordered: false, maxRetransmits: 0 });
   channel.onmessage = (ev) => onMessage(JSON.parse(ev.data));
-  channel.onopen = () => setConnection("connected", "ok");
+  channel.onopen = () => {
+    setConnection("connected", "ok");
+    sendSaliency();
+  };
   channel.onclose = () => setConnection("closed", "bad");
   pc.onconnectionstatechange = () => {
     if (pc && (pc.connectionState === "failed" || pc.connectionState === "disconnected")) {
@@ -238,6 +247,10 @@ function onMessage(msg) {
     state.serverStatus = msg;
     return;
   }
+  if (msg.type === "saliency") {
+    onSaliency(msg, now);
+    return;
+  }
   if (msg.type !== "result") return;
   state.results += 1;
   state.resultTimes.push(now);
@@ -290,6 +303,7 @@ function selectTrack(id) {
   state.history = [];
   state.latest = state.tracks.get(shownTrack()) || null;
   trackChoice.value = id === null ? "auto" : String(id);
+  sendSaliency();
 }
 
 // The <select>: "largest face" and every track seen in the last 2 s (rebuilt only when that set changes).
@@ -342,6 +356,7 @@ function drawOverlay() {
   const sy = overlay.height / fh;
   const shown = shownTrack();
   ctx.font = "13px system-ui, sans-serif";
+  drawSaliency(ctx, sx, sy);
   for (const [id, r] of state.tracks) {
     if (!r.box) continue;
     const [x, y, w, h] = r.box;
@@ -357,6 +372,126 @@ function drawOverlay() {
     ctx.fillText(label, x * sx + 5, y * sy - 6);
   }
 }
+
+// --- saliency overlay and occlusion sheet ----------------------------------------------------------------
+
+function setupSaliency(cfg) {
+  if (!saliencyAu.options.length) {
+    for (const au of cfg.aus) saliencyAu.add(new Option(`${au} ${cfg.names[au] || ""}`, au));
+    saliencyAu.value = cfg.aus.includes("AU12") ? "AU12" : cfg.aus[0];
+  }
+  const available = cfg.saliency && cfg.saliency.available;
+  saliencyOn.disabled = !available;
+  $("saliency-note").textContent = available ? "" : `overlay unavailable: ${cfg.saliency ? cfg.saliency.reason : "old server"}`;
+}
+
+function sendSaliency() {
+  state.saliency.on = saliencyOn.checked && !saliencyOn.disabled;
+  state.saliency.au = state.saliency.on ? saliencyAu.value : null;
+  if (!state.saliency.on) {
+    state.saliency.last = null;
+    $("saliency-rate").textContent = "–";
+  }
+  if (channel && channel.readyState === "open") {
+    channel.send(JSON.stringify({ type: "saliency", au: state.saliency.au, track: state.selected }));
+  }
+}
+
+function onSaliency(msg, now) {
+  if (msg.error) {
+    state.saliency.error = msg.error;
+    $("saliency-note").textContent = msg.error;
+    saliencyOn.checked = false;
+    sendSaliency();
+    return;
+  }
+  if (!state.saliency.on || msg.au !== state.saliency.au) return;  // a map computed before the toggle changed
+  state.saliency.count += 1;
+  state.saliency.last = msg;
+  state.saliency.lastAt = now;
+  $("saliency-rate").textContent = `${msg.rate.toFixed(1)}/s · ${msg.au} p ${msg.probability.toFixed(2)}`;
+}
+
+// blue (0) -> cyan -> yellow -> red (1), as the occlusion sheets (OpenCV's JET)
+function jet(v) {
+  const c = (x) => Math.round(255 * Math.min(1, Math.max(0, x)));
+  return [c(1.5 - Math.abs(4 * v - 3)), c(1.5 - Math.abs(4 * v - 2)), c(1.5 - Math.abs(4 * v - 1))];
+}
+
+let heatCanvas = null;
+
+function drawSaliency(ctx, sx, sy) {
+  const s = state.saliency;
+  const m = s.last;
+  s.drawn = false;
+  if (!s.on || !m || performance.now() - s.lastAt > 2000) return;  // stale: the face may have moved
+  const n = m.grid;
+  if (!heatCanvas) heatCanvas = document.createElement("canvas");
+  if (heatCanvas.width !== n) {
+    heatCanvas.width = n;
+    heatCanvas.height = n;
+  }
+  const hctx = heatCanvas.getContext("2d");
+  const img = hctx.createImageData(n, n);
+  for (let i = 0; i < n * n; i++) {
+    const v = m.map[i] / 255;
+    const [r, g, b] = jet(v);
+    img.data[4 * i] = r;
+    img.data[4 * i + 1] = g;
+    img.data[4 * i + 2] = b;
+    img.data[4 * i + 3] = Math.round(255 * (0.25 + 0.45 * v));
+  }
+  hctx.putImageData(img, 0, 0);
+  const [x, y, side] = m.window;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(heatCanvas, x * sx, y * sy, side * sx, side * sy);
+  // the label at the window's lower left, kept inside the video (the crop window may reach past the frame)
+  const lx = Math.max(0, x * sx);
+  const ly = Math.min((y + side) * sy, overlay.height);
+  const label = `${m.au} Grad-CAM · p ${m.probability.toFixed(2)}` + (m.probability < (state.config.thresholds[m.au] ?? 0.5) ? " (AU off)" : "");
+  ctx.fillStyle = "rgba(0,0,0,0.6)";
+  ctx.fillRect(lx, ly - 20, ctx.measureText(label).width + 10, 20);
+  ctx.fillStyle = "#e6e8eb";
+  ctx.fillText(label, lx + 5, ly - 6);
+  s.drawn = true;
+}
+
+async function occlusionSheet() {
+  if (!state.session || state.sheet.busy) return;
+  state.sheet.busy = true;
+  const button = $("sheet");
+  button.disabled = true;
+  button.textContent = "computing…";
+  const t0 = performance.now();
+  try {
+    const response = await fetch(`sessions/${state.session}/occlusion`, { method: "POST" });
+    if (!response.ok) throw new Error(await response.text());
+    const url = URL.createObjectURL(await response.blob());
+    const img = $("sheet-img");
+    if (img.src) URL.revokeObjectURL(img.src);
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = reject;
+      img.src = url;
+    });
+    state.sheet.ms = performance.now() - t0;
+    state.sheet.count += 1;
+    state.sheet.error = null;
+    $("sheet-figure").hidden = false;
+    $("sheet-caption").textContent = `occlusion sheet of the frame at ${new Date().toLocaleTimeString()} (${(state.sheet.ms / 1000).toFixed(1)} s); right-click to save`;
+  } catch (err) {
+    state.sheet.error = String(err && err.message ? err.message : err);
+    $("saliency-note").textContent = `occlusion sheet failed: ${state.sheet.error}`;
+  } finally {
+    state.sheet.busy = false;
+    button.disabled = false;
+    button.textContent = "Occlusion sheet";
+  }
+}
+
+saliencyOn.addEventListener("change", sendSaliency);
+saliencyAu.addEventListener("change", sendSaliency);
+$("sheet").addEventListener("click", () => occlusionSheet());
 
 function drawBars() {
   const ctx = bars.getContext("2d");
