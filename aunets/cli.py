@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aunets.models.train_cli", "train AU detectors / view classifier from a config file"),
     "eval": ("aunets.models.eval_cli", "evaluate an engine on a dataset (F1 per AU/view, median variants)"),
     "build-engine": ("aunets.models.build", "export trained models to an engine bundle (ONNX + manifest)"),
+    "quantize": ("aunets.models.quantize", "an int8 copy of an engine bundle (ONNX Runtime static quantisation)"),
     "explain": ("aunets.stream.explain_cli",
                 "where each AU detector looks: occlusion maps (or Grad-CAM) over the face crop"),
     "serve": ("aunets.stream.webrtc.cli", "live browser demo over WebRTC (needs the [webrtc] extra)"),
