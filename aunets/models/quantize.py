@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write (created)")
     parser.add_argument("--frames", type=int, default=600, help="calibration frames in all (default 600)")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def sequences(roots: tuple[Path, ...]) -> list[Path]:
@@ -202,6 +203,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out} is not empty; pass --force to overwrite it or choose another --out")
     config = QuantizeConfig(engine=str(args.engine), calibration=tuple(str(c) for c in args.calibration),
                             frames=args.frames)
-    quantize_engine(config, out, progress=not getattr(args, "no_progress", False))
+    quantize_engine(config, out, progress=not args.no_progress)
     print(f"int8 engine bundle written to {out}")
     return 0
