@@ -35,12 +35,16 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 @dataclass(frozen=True)
 class QuantizeConfig:
     """``frames``: at most this many calibration frames in all, spread evenly over the sequences found under
-    ``calibration`` (each a frame folder or a video); ``per_channel``: per-output-channel weight scales."""
+    ``calibration`` (each a frame folder or a video); ``per_channel``: per-output-channel weight scales;
+    ``method``: how activation ranges are set, ``percentile`` (the ``percentile`` of each activation's histogram,
+    which ignores rare outliers) or ``minmax`` (the full observed range)."""
 
     engine: str
     calibration: tuple[str, ...]
     frames: int = 600
     per_channel: bool = True
+    method: str = "percentile"
+    percentile: float = 99.99
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the evaluation data)")
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write (created)")
     parser.add_argument("--frames", type=int, default=600, help="calibration frames in all (default 600)")
+    parser.add_argument("--method", choices=("percentile", "minmax"), default="percentile",
+                        help="activation ranges: a high percentile of each histogram (default) or the full range")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -138,11 +144,17 @@ def record_inputs(config: QuantizeConfig, progress: bool = True) -> dict[str, li
     return recorded
 
 
-def quantize_file(source: Path, target: Path, inputs: list[np.ndarray], per_channel: bool) -> None:
+def quantize_file(source: Path, target: Path, inputs: list[np.ndarray], config: QuantizeConfig) -> None:
     """Static int8 quantisation (QDQ; int8 weights, uint8 activations) of one ONNX file, calibrated on
     ``inputs`` (each float32 (C, H, W), batched one at a time)."""
     try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as exc:  # pragma: no cover - part of onnxruntime
         raise MissingExtraError("onnxruntime.quantization", "train") from exc
@@ -161,8 +173,11 @@ def quantize_file(source: Path, target: Path, inputs: list[np.ndarray], per_chan
     prepared = target.with_suffix(".pre.onnx")
     quant_pre_process(str(source), str(prepared))
     try:
-        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=config.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=(CalibrationMethod.Percentile if config.method == "percentile"
+                                          else CalibrationMethod.MinMax),
+                        extra_options={"CalibPercentile": config.percentile})
     finally:
         prepared.unlink(missing_ok=True)
 
@@ -184,11 +199,12 @@ def quantize_engine(config: QuantizeConfig, out: Path, progress: bool = True) ->
         if not samples:
             raise ConfigError(f"{name} received no input from the calibration data; add sequences of more views")
         log.info("quantising %s on %d inputs", name, len(samples))
-        quantize_file(source / name, out / name, samples, config.per_channel)
+        quantize_file(source / name, out / name, samples, config)
         counts[name] = len(samples)
     files = {n: (sha256_file(out / n) if n in onnx_files else d) for n, d in manifest.files.items()}
     provenance = {**manifest.provenance, "quantization": {
-        "method": "onnxruntime static, QDQ, int8 weights (per channel), uint8 activations, MinMax calibration",
+        "method": f"onnxruntime static, QDQ, int8 weights (per channel), uint8 activations, {config.method} "
+                  f"calibration",
         "config": asdict(config), "calibration_inputs": counts, "source_engine": manifest.name}}
     write_manifest(out, replace(manifest, name=f"{manifest.name}-int8", files=files, provenance=provenance))
     (out / "quantize.json").write_text(json.dumps({"config": asdict(config), "inputs": counts}, indent=2) + "\n")
@@ -202,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise ConfigError(f"{out} is not empty; pass --force to overwrite it or choose another --out")
     config = QuantizeConfig(engine=str(args.engine), calibration=tuple(str(c) for c in args.calibration),
-                            frames=args.frames)
+                            frames=args.frames, method=args.method)
     quantize_engine(config, out, progress=not args.no_progress)
     print(f"int8 engine bundle written to {out}")
     return 0
