@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from aunets.core.errors import ConfigError, MissingExtraError
+from aunets.stream.sources import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
 
@@ -83,19 +83,16 @@ def sequences(roots: tuple[Path, ...]) -> list[Path]:
 
 def _frames_of(sequence: Path, limit: int) -> list[np.ndarray]:
     """The first ``limit`` frames (BGR uint8) of a video or frame folder: consecutive, so the flow is real."""
-    import cv2
+    from aunets.stream.sources import make_source
 
-    if sequence.is_dir():
-        files = sorted(p for p in sequence.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-        return [img for p in files if (img := cv2.imread(str(p))) is not None]
-    cap = cv2.VideoCapture(str(sequence))
+    source = make_source(str(sequence))
+    source.open()
     out: list[np.ndarray] = []
-    while len(out) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(frame)
-    cap.release()
+    try:
+        while len(out) < limit and (frame := source.read()) is not None:
+            out.append(frame)
+    finally:
+        source.close()
     return out
 
 

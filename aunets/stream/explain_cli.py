@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_aus,
     )
     from aunets.stream.explain_sheet import save_explanation, write_config
+    from aunets.stream.sources import IMAGE_SUFFIXES
     from aunets.stream.tracking import YuNetDetector
 
     config = ExplainConfig(method=args.method, aus=parse_aus(args.au), patch=args.patch, stride=args.stride,

@@ -33,8 +33,9 @@ import numpy as np
 
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError
+from aunets.core.face import Box
 from aunets.core.flow import FlowConfig, create_flow_backend, encode_flow
-from aunets.models.data.sample import Box, FrameRecord, FrameSet
+from aunets.models.data.sample import FrameRecord, FrameSet
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # 2: intensity, soft targets and source groups in index.npz

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aunets.core.errors import ConfigError
-
-Box = tuple[float, float, float, float]
+from aunets.core.face import Box
 
 
 @dataclass(frozen=True)

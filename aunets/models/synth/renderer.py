@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from aunets.core.face import Box
 from aunets.models.synth.facemodel import FaceModel
 from aunets.models.synth.rasterizer import add_sensor_noise, rasterize_occluded, shade, shade_composite
 from aunets.models.synth.subject import PreparedSubject
 from aunets.models.synth.vertices import near_points, vertex_stage
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
