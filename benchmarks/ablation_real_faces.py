@@ -11,10 +11,12 @@ calibration-on figures::
     python benchmarks/ablation_real_faces.py \\
         --step "CG only (v2)=benchmarks/results/ablation/real_faces_v2.json" \\
         --step "+ photo-real warps=benchmarks/results/ablation/real_faces_no_real.json" \\
-        --step "+ real photos and clips, teacher (v3)=benchmarks/results/real_faces.json" \\
-        --step "+ calibration (v3)+calibration=benchmarks/results/real_faces.json"
+        --step "+ real photos and clips, teacher (v3)=benchmarks/results/int8/real_faces_float.json" \\
+        --step "+ calibration (v3)+calibration=benchmarks/results/int8/real_faces_float.json" \\
+        --step "int8 (v3, the default)+calibration=benchmarks/results/real_faces.json"
 
-``benchmarks/results/ablation/`` holds the two runs' ``real_faces.json`` and the step-2 training record.
+``benchmarks/results/ablation/`` holds the two runs' ``real_faces.json`` and the step-2 training record;
+``benchmarks/results/int8/real_faces_float.json`` is the float v3 engine's, made before it was quantised.
 Figures are on the ``test`` people of ``../shared/realfaces`` (never trained or tuned on) and the bundled clip;
 Pearson r is agreement with OpenFace 2.2 (offline, person-calibrated), not ground truth. Prints the table and
 writes ``ablation_real_faces.json`` and ``ablation_real_faces.png`` into ``--out``.

@@ -85,11 +85,14 @@ def test_gradcam_maps_have_the_crop_size_and_are_deterministic(engine: Any, apex
     assert a.extra["cells"] == [4, 7]  # the last block of MobileNetV2 on the 112x224 input
     np.testing.assert_allclose(a.rgb, b.rgb, rtol=1e-5, atol=1e-6)
     assert (a.rgb >= 0).all() and a.rgb[0].max() > 0
-    # the probabilities of the torch model rebuilt from safetensors match ONNX Runtime's
+    # the probabilities of the torch model rebuilt from safetensors are the float twin's (the torch runtime's;
+    # the int8 ONNX engine follows it over a clip: tests/test_quantize.py)
+    from aunets.engines.engine import load_engine
     from aunets.engines.preprocess import compose_input
 
-    probs, _ = engine.infer(compose_input(face.crop, face.flow_image, engine.manifest.input)[None], [4])
-    np.testing.assert_allclose(a.probabilities, probs[0, [0, engine.aus.index(12)]], atol=2e-3)
+    x = compose_input(face.crop, face.flow_image, engine.manifest.input)[None]
+    twin, _ = load_engine(None, "torch").infer(x, [4])
+    np.testing.assert_allclose(a.probabilities, twin[0, [0, engine.aus.index(12)]], atol=1e-4)
 
 
 def test_overlay_is_blue_where_nothing_changes_and_red_at_the_drop() -> None:

@@ -188,6 +188,9 @@ def quantize_engine(config: QuantizeConfig, out: Path, progress: bool = True) ->
     onnx_files = sorted(n for n in manifest.files if n.endswith(".onnx"))
     if not onnx_files:
         raise ConfigError(f"{source} has no ONNX files to quantise (a safetensors-only bundle runs on torch)")
+    if "quantization" in manifest.provenance:
+        raise ConfigError(f"{source} is already int8 ({manifest.name}); quantise the float bundle it was made from "
+                          f"(its provenance.quantization names it)")
     inputs = record_inputs(config, progress)
     shutil.copytree(source, out, dirs_exist_ok=True)
     counts = {}
@@ -202,7 +205,8 @@ def quantize_engine(config: QuantizeConfig, out: Path, progress: bool = True) ->
     provenance = {**manifest.provenance, "quantization": {
         "method": f"onnxruntime static, QDQ, int8 weights (per channel), uint8 activations, {config.method} "
                   f"calibration",
-        "config": asdict(config), "calibration_inputs": counts, "source_engine": manifest.name}}
+        "config": asdict(config), "calibration_inputs": counts, "source_engine": manifest.name,
+        "source_files": {n: manifest.files[n] for n in onnx_files}}}
     write_manifest(out, replace(manifest, name=f"{manifest.name}-int8", files=files, provenance=provenance))
     (out / "quantize.json").write_text(json.dumps({"config": asdict(config), "inputs": counts}, indent=2) + "\n")
     return out
