@@ -201,6 +201,24 @@ def teacher_trust(root: Path | str | None, frames: list[RealFrame], scores: dict
 TRUST_R = 0.4
 """The teacher labels an AU only where its scores correlate with OpenFace's on the training people at least this."""
 
+TRUST_P95 = 0.1
+"""... and only where its scores reach at least this at their 95th percentile over the training frames: a score
+that never leaves 0 labels every frame "off", however well it correlates (MediaPipe's cheekSquint, the AU6
+blendshape, stays below 0.001 on every photo here)."""
+
+
+def trusted_aus(trust: dict[int, float | None], scores: dict[Path, list[float] | None],
+                aus: tuple[int, ...]) -> tuple[list[int], dict[int, float | None]]:
+    """The AUs the teacher may label (r >= :data:`TRUST_R` and 95th-percentile score >= :data:`TRUST_P95`), and
+    each AU's 95th-percentile score (None without scores). ``trust``: :func:`teacher_trust`; ``scores``: the
+    teacher's AU scores (len(aus),) in [0, 1] per image."""
+    import numpy as np
+
+    rows = np.array([s for s in scores.values() if s is not None], dtype=np.float64).reshape(-1, len(aus))
+    p95 = {a: float(np.percentile(rows[:, i], 95)) if len(rows) else None for i, a in enumerate(aus)}
+    ok = [a for a in aus if (trust.get(a) or -1.0) >= TRUST_R and (p95[a] or 0.0) >= TRUST_P95]
+    return ok, p95
+
 
 def write_training_set(out: Path | str, root: Path | str | None = None, teacher: bool = True,
                        progress: bool = True) -> Path:
@@ -209,8 +227,9 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
     unknown) and ``realfaces_set.json`` (what was written, the sets' attribution, the teacher's trust table).
 
     With ``teacher``, MediaPipe's blendshape scores (:mod:`aunets.models.teacher`) become ``AUxx_soft`` pseudo-labels
-    for the AUs whose scores follow OpenFace's on these people (r >= :data:`TRUST_R`; OpenFace is only used
-    for that decision), on the AUs a frame's own labels leave unknown. Returns the manifest path."""
+    for the AUs whose scores follow OpenFace's on these people and reach the label scale (:func:`trusted_aus`;
+    OpenFace is only used for that decision), on the AUs a frame's own labels leave unknown. Returns the manifest
+    path."""
     import csv
     import json
 
@@ -249,7 +268,7 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
     if teacher_model is not None:
         teacher_model.close()
     trust = teacher_trust(root, frames, scores, BP4D_AUS) if teacher else {}
-    trusted = [a for a, r in trust.items() if r is not None and r >= TRUST_R]
+    trusted, p95 = trusted_aus(trust, scores, BP4D_AUS) if teacher else ([], {})
     columns = ["path", "subject", "view", "sequence", "frame", "split", "box_x", "box_y", "box_w", "box_h"]
     columns += [au_key(a) for a in BP4D_AUS] + [f"{au_key(a)}_soft" for a in BP4D_AUS]
     written = 0
@@ -280,8 +299,9 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
         "what": "real-face training set (train people of ../shared/realfaces only; test people held out)",
         "frames": written, "counts": counts, "known_labels": {k: {str(a): v for a, v in d.items()}
                                                               for k, d in KNOWN_LABELS.items()},
-        "teacher": {"used": teacher, "trust_r_min": TRUST_R, "trusted_aus": trusted,
+        "teacher": {"used": teacher, "trust_r_min": TRUST_R, "trust_score_p95_min": TRUST_P95, "trusted_aus": trusted,
                     "pearson_r_vs_openface": {str(a): r for a, r in trust.items()},
+                    "score_p95": {str(a): v for a, v in p95.items()},
                     "note": "MediaPipe blendshape scores as soft pseudo-labels (AUxx_soft) on unknown AUs only; "
                             "OpenFace outputs decided which AUs to trust and are never labels"},
         "attribution": ATTRIBUTION,
