@@ -80,13 +80,15 @@ def tiny_engine(tmp_path: Path) -> Path:
     return build_tiny_engine(tmp_path / "tiny_engine")
 
 
-def clip_frames(n: int) -> list[np.ndarray]:
-    """The first ``n`` frames of the bundled clip, BGR uint8 (H, W, 3)."""
-    cap = cv2.VideoCapture(str(CLIP))
+def clip_frames(n: int, start: int = 0, path: Path = CLIP) -> list[np.ndarray]:
+    """``n`` frames of a video (the bundled clip by default) from frame ``start``, BGR uint8 (H, W, 3)."""
+    cap = cv2.VideoCapture(str(path))
+    if start:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
     frames = []
     for _ in range(n):
         ok, frame = cap.read()
-        assert ok, f"cannot read {n} frames from {CLIP}"
+        assert ok, f"cannot read {n} frames from frame {start} of {path}"
         frames.append(frame)
     cap.release()
     return frames

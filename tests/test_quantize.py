@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,10 +13,9 @@ from aunets.core.frame import Frame
 from aunets.engines.engine import default_engine_path, load_engine
 from aunets.engines.manifest import load_manifest
 from aunets.stream.pipeline import Pipeline, PipelineConfig
-from tests.conftest import REPO, build_tiny_engine
+from tests.conftest import REPO, build_tiny_engine, clip_frames
 
 CALIBRATION = REPO / "media" / "synth_pair.mp4"  # synthetic faces: training-like data, not an evaluation clip
-CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +29,6 @@ def int8_engine(float_engine: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assert main(["quantize", str(float_engine), "--calibration", str(CALIBRATION), "--frames", "24",
                  "--out", str(out), "--no-progress"]) == 0
     return out
-
-
-def frames_of(path: Path, start: int, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-    frames = []
-    while len(frames) < n:
-        ok, frame = cap.read()
-        assert ok
-        frames.append(frame)
-    return frames
 
 
 def probabilities(engine_dir: Path, frames: list[np.ndarray], runtime: str = "onnx") -> np.ndarray:
@@ -64,7 +51,7 @@ def test_the_int8_copy_is_an_int8_bundle_that_records_how_it_was_made(float_engi
     model = onnx.load(str(int8_engine / "detector.onnx"))
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
     assert any(t.data_type == onnx.TensorProto.INT8 for t in model.graph.initializer)  # int8 weights
-    frames = frames_of(CALIBRATION, 30, 12)
+    frames = clip_frames(12, start=30, path=CALIBRATION)
     ref, q8 = probabilities(float_engine, frames), probabilities(int8_engine, frames)
     assert ref.shape == q8.shape and len(ref) == 12
     assert float(np.abs(ref - q8).mean()) < 0.05
@@ -77,7 +64,7 @@ def test_the_default_engine_is_int8_and_follows_its_float_twin_on_a_real_clip() 
     assert "quantization" in load_manifest(default).provenance
     ops = {n.op_type for n in onnx.load(str(default / "detector.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    frames = frames_of(CLIP, 340, 30)  # laughing: most AUs change state around here
+    frames = clip_frames(30, start=340)  # laughing: most AUs change state around here
     float_probs = probabilities(default, frames, runtime="torch")
     int8_probs = probabilities(default, frames)
     assert float_probs.shape == int8_probs.shape and len(float_probs) == 30
