@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,18 @@ from aunets.engines.manifest import InputSpec, Manifest, sha256_file, write_mani
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
+# an absolute POSIX path (two parts or more) that is not part of a URL, a DOI or a relative path
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[\w.-]+/)+[\w.-]*")
+
+
+def absolute_paths(folder: Path) -> list[str]:
+    """``file: path`` for every absolute path written in a text file (JSON, Markdown, CSV, TOML) under ``folder``."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".json", ".md", ".csv", ".toml", ".txt"):
+            text = path.read_text(encoding="utf-8")
+            found += [f"{path.relative_to(folder)}: {m}" for m in ABSOLUTE_PATH.findall(text)]
+    return found
 
 
 def build_tiny_engine(

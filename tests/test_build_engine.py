@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aunets.engines.manifest import portable_paths
 from aunets.models.train import Trainer
+from tests.conftest import absolute_paths
 from tests.test_data_synthetic import make_synth
 from tests.test_train import tiny_config
 
@@ -47,8 +49,12 @@ def test_full_run_exports_and_matches_torch(synth: Path, tmp_path: Path) -> None
     Trainer(config, out, progress=False).run()
     assert json.loads((out / "history.json").read_text()).keys() == {"emonet", "frontal", "all", "view_classifier"}
     bundle = build_engine(out, tmp_path / "engine")
-    for record in ("config.json", "history.json", "tuning.json", "curves.png"):  # how it was made, beside it
+    for record in ("history.json", "tuning.json", "curves.png"):  # how it was made, beside it
         assert (bundle / "training" / record).read_bytes() == (out / record).read_bytes()
+    config_copy = json.loads((bundle / "training" / "config.json").read_text())
+    assert config_copy == portable_paths(json.loads((out / "config.json").read_text()))
+    assert config_copy["data"]["path"] != json.loads((out / "config.json").read_text())["data"]["path"]  # was absolute
+    assert absolute_paths(bundle) == []  # no machine paths in a bundle
     engine = load_engine(bundle)
     m = engine.manifest
     assert m.views == (0, 4) and m.detector_heads == {0: 0, 4: 1}

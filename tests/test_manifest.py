@@ -6,7 +6,8 @@ import pytest
 
 from aunets.core.errors import EngineError, ManifestError
 from aunets.engines.engine import load_engine
-from aunets.engines.manifest import load_manifest
+from aunets.engines.manifest import load_manifest, portable_paths
+from tests.conftest import REPO, absolute_paths
 
 
 def _edit(bundle: Path, change: Any) -> None:
@@ -106,3 +107,24 @@ def test_per_view_heads_pick_their_own_block(tmp_path: Path) -> None:
     p0, p1, p3 = (engine.predict(x, [v])[0] for v in (0, 1, 3))
     np.testing.assert_allclose(p0, p3)  # views 0 and 3 share head 0
     assert not np.allclose(p0, p1)
+
+
+def test_no_machine_paths_in_the_shipped_bundle() -> None:
+    """Provenance says where the data came from relative to the build folder, never a machine's absolute path."""
+    bundle = REPO / "aunets" / "engines" / "default"
+    assert absolute_paths(bundle) == []
+
+
+def test_absolute_paths_are_found_and_made_relative(tmp_path: Path) -> None:
+    base = tmp_path / "repo"
+    tree = {"data": {"path": str(base / "data" / "synth"), "extra": [str(tmp_path / "shared" / "faces"), "rel/x"]},
+            "far": "/elsewhere/lab/data/set", "doi": "doi:10.6084/m9.figshare.5047666.v5", "n": 3}
+    assert portable_paths(tree, base) == {
+        "data": {"path": "data/synth", "extra": ["../shared/faces", "rel/x"]},
+        "far": ".../data/set", "doi": "doi:10.6084/m9.figshare.5047666.v5", "n": 3}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(tree))
+    (tmp_path / "b" / "README.md").write_text("trained on ../shared/faces, see https://example.org/a/b and AU12/14/24")
+    found = absolute_paths(tmp_path / "b")
+    assert found == [f"manifest.json: {base / 'data' / 'synth'}", f"manifest.json: {tmp_path / 'shared' / 'faces'}",
+                     "manifest.json: /elsewhere/lab/data/set"]

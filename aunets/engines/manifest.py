@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,26 @@ def write_manifest(bundle: Path | str, manifest: Manifest) -> Path:
         actual = sha256_file(bundle / name)
         if actual != digest:
             raise ManifestError(f"sha256 of {bundle / name} is {actual}, manifest says {digest}")
+    data = manifest.to_json()
+    data["provenance"] = portable_paths(data["provenance"])
     path = bundle / MANIFEST_NAME
-    path.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def portable_paths(value: Any, base: Path | None = None) -> Any:
+    """``value`` (a JSON tree) with every string that is an absolute path made relative to ``base`` (default: the
+    working folder, where the build ran): ``/x/repo/data/set`` -> ``data/set``, ``/x/shared/faces`` ->
+    ``../shared/faces``; a path further away keeps only its last two parts (``.../a/b``). A bundle records where
+    its data came from without any machine's absolute paths."""
+    base = (base or Path.cwd()).resolve()
+    if isinstance(value, dict):
+        return {k: portable_paths(v, base) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable_paths(v, base) for v in value]
+    if isinstance(value, str) and len(value) > 1 and "\n" not in value and os.path.isabs(value):
+        path = Path(value)
+        if path.is_relative_to(base.parent):
+            return os.path.relpath(path, base)
+        return "/".join(("...", *path.parts[-2:]))
+    return value

@@ -77,7 +77,7 @@ def build_engine(run: Path | str, out: Path | str, name: str | None = None, fmt:
     except ImportError as exc:
         raise MissingExtraError("torch", "train") from exc
     from aunets.core.flow import FlowConfig
-    from aunets.engines.manifest import InputSpec, Manifest, sha256_file, write_manifest
+    from aunets.engines.manifest import InputSpec, Manifest, portable_paths, sha256_file, write_manifest
     from aunets.models.export import export_onnx
 
     spec_dir = _spec_dir(Path(run))
@@ -142,4 +142,8 @@ def build_engine(run: Path | str, out: Path | str, name: str | None = None, fmt:
         (out / "training").mkdir(exist_ok=True)
         for f in record:
             shutil.copyfile(run_dir / f, out / "training" / f)
+        if "config.json" in record:  # it names the data folders: the bundle keeps them without machine paths
+            config = portable_paths(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+            (out / "training" / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
+                                                          encoding="utf-8")
     return out
