@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_clip import run_record  # noqa: E402
+
 CALIBRATED = "+calibration"
 
 # figure -> (label, unit scale, target (None: none), "min" when higher is better / "max" when lower is better)
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [shown(k, r[k]) for k in FIGURES]
         print(f"| {r['step']} | {'on' if r['calibration'] else 'off'} | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablation_real_faces.json").write_text(json.dumps({"steps": rows}, indent=2) + "\n")
+    (args.out / "ablation_real_faces.json").write_text(json.dumps({**run_record(), "steps": rows}, indent=2) + "\n")
     plot(rows, args.out / "ablation_real_faces.png")
     print(f"-> {args.out / 'ablation_real_faces.json'}, {args.out / 'ablation_real_faces.png'}")
     return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
 sys.path.insert(0, str(REPO))
+
+from bench_clip import run_record  # noqa: E402
 
 
 def offline(repeats: int, frame_index: int) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def offline(repeats: int, frame_index: int) -> dict[str, Any]:
         cam.maps(face, (12,), view)
         cam1.append(time.perf_counter() - t0)
     return {
+        "engine": engine.manifest.name,
         "frame": frame_index,
         "occlusion_inputs": ex.extra["inputs"],
         "occlusion_sheet_s": round(statistics.median(occ), 3),
@@ -149,8 +151,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "explain.json")
     ap.add_argument("--screenshot", type=Path, default=None, help="save the page with the overlay on (JPEG)")
     args = ap.parse_args()
-    result: dict[str, Any] = {"host": platform.node(), "cpus": os.cpu_count(),
-                              "load_average": list(os.getloadavg()), "offline": offline(args.repeats, args.frame)}
+    result: dict[str, Any] = {**run_record(), "offline": offline(args.repeats, args.frame)}
     off = result["offline"]
     print(f"occlusion sheet, 12 AUs ({off['occlusion_inputs']} inputs): {off['occlusion_sheet_s']:.2f} s")
     print(f"Grad-CAM, 12 AUs in one call: {off['gradcam_12_aus_s']:.2f} s; one AU: {off['gradcam_1_au_s']:.3f} s")

@@ -1,4 +1,4 @@
-"""The README's occlusion figures (issue 13), and the numbers its per-AU sentences rest on.
+"""The occlusion figures of docs/explain.md, and the numbers its per-AU sentences rest on.
 
     python benchmarks/explain_figures.py [--laugh 369] [--crying 161] [--out docs]
         [--json benchmarks/results/explain_figures.json]
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_clip import CLIP, REPO, run_record
 
 
 def summary(ex: Any) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def main() -> int:
     engine = load_engine(None, "onnx", 2)
     detector = YuNetDetector()
     config = ExplainConfig()
-    result: dict[str, Any] = {"config": config.to_json()}
+    result: dict[str, Any] = {**run_record(), "engine": engine.manifest.name, "config": config.to_json()}
 
     def save(name: str, sheet: Any) -> None:
         path = args.out / name

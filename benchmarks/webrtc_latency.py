@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -26,9 +25,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "media" / "pexels_wolfganglanger_expressions.mp4"
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_clip import CLIP, REPO, run_record
 
 
 def main() -> int:
@@ -93,6 +92,7 @@ def main() -> int:
 
     lat = np.array([v for _, v in samples])
     summary = {
+        **run_record(),
         "what": "browser camera capture -> result arrival on the data channel (ms), headless Chromium, loopback",
         "engine": engine.manifest.name,
         "camera": f"{w}x{h} from {args.clip.name} ({n_frames} frames, looped)",
@@ -108,7 +108,6 @@ def main() -> int:
         "dropped_frames": end["dropped"],
         "server": status,
         "chromium": str(find_chromium()),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     print(json.dumps(summary, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
