@@ -12,7 +12,8 @@ import pytest
 
 from aunets.core.au import BP4D_AUS
 from aunets.core.crop import crop_square
-from aunets.core.flow import FlowConfig, create_flow_backend, encode_flow
+from aunets.core.flow import FlowConfig, encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.models.data import detect_layout, load_dataset
 from aunets.models.data.cache import CacheSpec, FrameCache, build_cache
 from aunets.models.data.expressions import expression_labels

@@ -9,7 +9,8 @@ import pytest
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError
 from aunets.core.face import iou
-from aunets.core.flow import DISFlow, FarnebackFlow, FlowConfig, create_flow_backend, encode_flow
+from aunets.core.flow import DISFlow, FarnebackFlow, FlowConfig, encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.stream.tracking import FaceTracker, TrackerConfig, YuNetDetector
 from tests.conftest import clip_frames
 

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from aunets.core.errors import ConfigError  # noqa: E402
-from aunets.core.flow import DISFlow, create_flow_backend  # noqa: E402
+from aunets.core.flow import DISFlow  # noqa: E402
+from aunets.core.flow_registry import create_flow_backend  # noqa: E402
 from aunets.core.flow_torch import TorchTVL1, TorchTVL1Flow, TVL1Config, _divergence, _forward_grad  # noqa: E402
 
 SIZE = 96

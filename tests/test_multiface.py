@@ -23,7 +23,8 @@ import zmq
 
 from aunets.core.crop import crop_square
 from aunets.core.face import Detection, iou
-from aunets.core.flow import DISFlow, FarnebackFlow, compute_flows, create_flow_backend
+from aunets.core.flow import DISFlow, FarnebackFlow, compute_flows
+from aunets.core.flow_registry import create_flow_backend
 from aunets.core.frame import Frame
 from aunets.stream.capture import CaptureConfig
 from aunets.stream.pipeline import Pipeline, PipelineConfig

@@ -13,12 +13,13 @@ Encodings (the image a network sees, ``uint8`` HxWx3 in RGB channel order):
     As the original AUNets code: R = u, G = -v, B = 0, each scaled by the frame's own maximum absolute
     value (``128 + 127 * u / max|u|``), so the image always spans the full range.
 
-The encoding is recorded in every engine manifest and checked when the engine loads.
+The encoding is recorded in every engine manifest and checked when the engine loads. Backends by name
+(``dis``, ``torch-tvl1``...) come from :func:`aunets.core.flow_registry.create_flow_backend`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -109,47 +110,6 @@ def check_pair(prev: np.ndarray, cur: np.ndarray) -> None:
                 f"flow needs C-contiguous images, but {name} is a strided view (e.g. a slice of a frame); "
                 f"pass np.ascontiguousarray({name}) or a crop from aunets.core.crop.crop_square"
             )
-
-
-_BACKENDS: dict[str, Callable[[], FlowBackend]] = {
-    "dis": lambda: DISFlow("fast"),
-    "dis-ultrafast": lambda: DISFlow("ultrafast"),
-    "dis-fast": lambda: DISFlow("fast"),
-    "dis-medium": lambda: DISFlow("medium"),
-    "farneback": FarnebackFlow,
-}
-
-
-def register_flow_backend(name: str, factory: Callable[[], FlowBackend]) -> None:
-    """Make ``create_flow_backend(name)`` return ``factory()`` (used by the GPU backends)."""
-    _BACKENDS[name] = factory
-
-
-def flow_backend_names() -> list[str]:
-    _load_optional_backends()
-    return sorted(_BACKENDS)
-
-
-def _load_optional_backends() -> None:
-    """Register torch TV-L1 (``torch-tvl1*``) and, where OpenCV has CUDA, ``cv-cuda-*`` (imports are lazy)."""
-    import aunets.core.flow_torch  # noqa: F401  (registers on import; torch itself is imported on first use)
-    from aunets.core.flow_cuda_cv import register
-
-    register()
-
-
-def create_flow_backend(name: str = "dis") -> FlowBackend:
-    """Create a flow backend by name; see :func:`flow_backend_names`."""
-    if name not in _BACKENDS:
-        _load_optional_backends()
-    try:
-        factory = _BACKENDS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown flow backend {name!r}; choose one of {flow_backend_names()}"
-        ) from None
-    backend: FlowBackend = factory()
-    return backend
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ OpenCV's documented Python API and are untested.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from aunets.core.errors import ConfigError
+from aunets.core.flow import FlowBackend, check_pair
 
 log = logging.getLogger(__name__)
 _cv: Any = cv2  # the CUDA classes exist only in CUDA builds, unknown to the type stubs
@@ -71,8 +73,6 @@ class _CvCudaFlow:
 
     @staticmethod
     def _check(prev: np.ndarray, cur: np.ndarray) -> None:
-        from aunets.core.flow import check_pair
-
         check_pair(prev, cur)
 
 
@@ -146,12 +146,13 @@ def create_cv_cuda_flow(name: str) -> _CvCudaFlow:
     return _FACTORIES[name]()
 
 
-def register() -> None:
-    """Register every OpenCV CUDA backend this OpenCV build has (none with the PyPI wheels)."""
-    from aunets.core.flow import register_flow_backend
-
+def flow_backends() -> dict[str, Callable[[], FlowBackend]]:
+    """Every OpenCV CUDA backend this OpenCV build has (none with the PyPI wheels), for
+    :mod:`aunets.core.flow_registry`."""
+    table: dict[str, Callable[[], FlowBackend]] = {}
     for name, state in cv_cuda_flow_status().items():
         if state == "available":
-            register_flow_backend(name, partial(create_cv_cuda_flow, name))
+            table[name] = partial(create_cv_cuda_flow, name)
         else:
             log.debug("flow backend %s not registered: %s", name, state)
+    return table

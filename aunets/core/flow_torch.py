@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aunets.core.errors import ConfigError, MissingExtraError
+from aunets.core.flow import FlowBackend, check_pair
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -309,8 +310,6 @@ class TorchTVL1Flow:
 
     def compute_batch(self, prevs: Sequence[np.ndarray], curs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """All pairs (every face of a frame) in one solver call: N ``uint8`` HxW pairs -> N ``float32`` HxWx2."""
-        from aunets.core.flow import check_pair
-
         torch = _torch()
         for prev, cur in zip(prevs, curs, strict=True):
             check_pair(prev, cur)
@@ -322,16 +321,14 @@ class TorchTVL1Flow:
         return [np.ascontiguousarray(f, dtype=np.float32) for f in out]
 
 
-def register() -> None:
-    """Add ``torch-tvl1`` (= ``-fast``), ``torch-tvl1-{fast,medium,accurate}`` and their ``-cuda`` variants to
-    :func:`aunets.core.flow.create_flow_backend` (the factories import torch only when called)."""
-    from aunets.core.flow import register_flow_backend
-
-    register_flow_backend("torch-tvl1", partial(TorchTVL1Flow, "fast", "cpu"))
-    register_flow_backend("torch-tvl1-cuda", partial(TorchTVL1Flow, "fast", "cuda"))
+def flow_backends() -> dict[str, Callable[[], FlowBackend]]:
+    """``torch-tvl1`` (= ``-fast``), ``torch-tvl1-{fast,medium,accurate}`` and their ``-cuda`` variants, for
+    :mod:`aunets.core.flow_registry` (the factories import torch only when called)."""
+    table: dict[str, Callable[[], FlowBackend]] = {
+        "torch-tvl1": partial(TorchTVL1Flow, "fast", "cpu"),
+        "torch-tvl1-cuda": partial(TorchTVL1Flow, "fast", "cuda"),
+    }
     for preset in TVL1_PRESETS:
-        register_flow_backend(f"torch-tvl1-{preset}", partial(TorchTVL1Flow, preset, "cpu"))
-        register_flow_backend(f"torch-tvl1-{preset}-cuda", partial(TorchTVL1Flow, preset, "cuda"))
-
-
-register()
+        table[f"torch-tvl1-{preset}"] = partial(TorchTVL1Flow, preset, "cpu")
+        table[f"torch-tvl1-{preset}-cuda"] = partial(TorchTVL1Flow, preset, "cuda")
+    return table

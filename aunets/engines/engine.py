@@ -11,7 +11,8 @@ import numpy as np
 
 from aunets.core.errors import EngineError
 from aunets.engines.manifest import MANIFEST_NAME, Manifest, load_manifest
-from aunets.engines.runtime import EngineRuntime, open_runtime
+from aunets.engines.runtime import EngineRuntime
+from aunets.engines.runtime_registry import open_runtime
 
 log = logging.getLogger(__name__)
 

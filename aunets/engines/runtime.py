@@ -1,22 +1,20 @@
 """Engine runtimes: one loaded weight file that maps an input batch to logits.
 
-Runtimes are pluggable (:class:`EngineRuntime`) and chosen by name through one registry:
-``onnx`` (ONNX Runtime on the CPU, the default) and ``torch`` (safetensors weights rebuilt through the
-model registry, or ONNX files run by ONNX Runtime); the GPU runtimes register ``cuda`` and ``trt``.
+Runtimes are pluggable (:class:`EngineRuntime`) and opened by name through
+:func:`aunets.engines.runtime_registry.open_runtime`. Here: ``onnx`` (ONNX Runtime on the CPU, the default) and
+``torch`` (safetensors weights rebuilt through the model registry, or ONNX files run by ONNX Runtime); the GPU
+runtimes ``cuda`` and ``trt`` live in :mod:`aunets.engines.runtime_cuda` and :mod:`aunets.engines.runtime_trt`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from aunets.core.errors import ConfigError, EngineError, MissingExtraError
-
-log = logging.getLogger(__name__)
+from aunets.core.errors import EngineError, MissingExtraError
 
 
 class EngineRuntime(Protocol):
@@ -26,35 +24,7 @@ class EngineRuntime(Protocol):
 
 
 RuntimeFactory = Callable[..., EngineRuntime]
-_RUNTIMES: dict[str, RuntimeFactory] = {}
-
-
-def register_runtime(kind: str, factory: RuntimeFactory) -> None:
-    """Register ``factory(path, threads=..., **kw) -> EngineRuntime`` under ``kind``."""
-    _RUNTIMES[kind] = factory
-
-
-def runtime_names() -> list[str]:
-    _load_plugins()
-    return sorted(_RUNTIMES)
-
-
-def open_runtime(path: Path, kind: str = "onnx", threads: int = 1, **kwargs: Any) -> EngineRuntime:
-    """Load the weight file ``path`` with the runtime ``kind``."""
-    _load_plugins()
-    if kind not in _RUNTIMES:
-        raise ConfigError(f"unknown engine runtime {kind!r}; choose one of {sorted(_RUNTIMES)}")
-    return _RUNTIMES[kind](path, threads=threads, **kwargs)
-
-
-def _load_plugins() -> None:
-    """Import the optional GPU runtimes so they can register themselves (they guard their own imports)."""
-    for module in ("aunets.engines.runtime_cuda", "aunets.engines.runtime_trt"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                log.debug("runtime plugin %s unavailable: %s", module, exc)
+"""``factory(path, threads=..., **kw) -> EngineRuntime``."""
 
 
 class OnnxRuntime:
@@ -148,5 +118,4 @@ def _torch_factory(path: Path, threads: int = 1, **kwargs: Any) -> EngineRuntime
     return TorchRuntime(path, threads=threads, **kwargs)
 
 
-register_runtime("onnx", OnnxRuntime)
-register_runtime("torch", _torch_factory)
+RUNTIMES: dict[str, RuntimeFactory] = {"onnx": OnnxRuntime, "torch": _torch_factory}

@@ -17,8 +17,8 @@ Two layouts for an ensemble of independent detectors (one network per AU, the fa
 ``auto`` picks ``streams`` for an ensemble (measured faster on an H100: 5.7 vs 7.5 ms for the 12 VGG16s,
 ``benchmarks/results/latency.md``) and ``single`` otherwise.
 
-Importing this module registers the runtime ``cuda`` and the GPU flow backends; torch is imported only
-when a runtime is opened.
+:data:`RUNTIMES` is what :mod:`aunets.engines.runtime_registry` adds (``cuda``); torch is imported only when a
+runtime is opened.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aunets.core.errors import ConfigError, EngineError, MissingExtraError
-from aunets.engines.runtime import EngineRuntime, load_registry_model, register_runtime
+from aunets.engines.runtime import EngineRuntime, RuntimeFactory, load_registry_model
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -260,13 +260,4 @@ def _cuda_factory(path: Path, threads: int = 1, **kwargs: Any) -> EngineRuntime:
     return CudaRuntime(path, threads=threads, **kwargs)
 
 
-def _register_flow_backends() -> None:
-    """The GPU flow backends: torch TV-L1 (always) and OpenCV's CUDA classes (only when cv2 has CUDA)."""
-    import aunets.core.flow_torch  # noqa: F401  (registers torch-tvl1*)
-    from aunets.core.flow_cuda_cv import register as register_cv_cuda
-
-    register_cv_cuda()
-
-
-register_runtime("cuda", _cuda_factory)
-_register_flow_backends()
+RUNTIMES: dict[str, RuntimeFactory] = {"cuda": _cuda_factory}

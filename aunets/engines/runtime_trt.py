@@ -27,7 +27,7 @@ import numpy as np
 
 from aunets.core.errors import EngineError, MissingExtraError
 from aunets.engines.manifest import load_manifest, sha256_file
-from aunets.engines.runtime import EngineRuntime, register_runtime
+from aunets.engines.runtime import EngineRuntime, RuntimeFactory
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _trt_factory(path: Path, threads: int = 1, **kwargs: Any) -> EngineRuntime:
     return TrtRuntime(path, threads=threads, **kwargs)
 
 
-register_runtime("trt", _trt_factory)
+RUNTIMES: dict[str, RuntimeFactory] = {"trt": _trt_factory}
 
 
 def main(argv: list[str] | None = None) -> int:

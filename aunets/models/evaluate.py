@@ -26,7 +26,8 @@ import numpy as np
 from aunets.core.au import au_key
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError
-from aunets.core.flow import create_flow_backend, encode_flow
+from aunets.core.flow import encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.engines.engine import AUEngine
 from aunets.engines.manifest import Manifest
 from aunets.engines.preprocess import compose_input, normalise

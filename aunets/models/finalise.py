@@ -5,20 +5,48 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from aunets.engines.manifest import InputSpec
 from aunets.models.checkpoint import load_weights, save_weights
 from aunets.models.data.cache import FrameCache
 from aunets.models.metrics import best_thresholds, mean_ignoring_nan, tune_median
+from aunets.models.train_config import TrainConfig
 from aunets.models.units import Unit
 
 if TYPE_CHECKING:
-    from aunets.models.train import Trainer
+    import torch
+    from torch import nn
 
 
-def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
+class TrainedRun(Protocol):
+    """What the end of a run reads of it (:class:`aunets.models.train.Trainer` after training every unit)."""
+
+    config: TrainConfig
+    out: Path
+    device: torch.device
+    progress: bool
+    spec: InputSpec
+    views: list[int]
+    n_views: int
+    history: dict[str, list[dict[str, float]]]
+
+    def make_model(self, unit: Unit, n_classes: int) -> nn.Module:
+        """A fresh network for ``unit`` with ``n_classes`` outputs (weights are loaded after)."""
+        ...
+
+    def head_of(self, unit: Unit, view: int) -> int:
+        """The output head of ``unit`` that serves ``view``."""
+        ...
+
+    def predict(self, unit: Unit, model: nn.Module, cache: FrameCache, indices: np.ndarray) -> np.ndarray:
+        """Probabilities of the cache's frames ``indices``: (n, K)."""
+        ...
+
+
+def finalise(trainer: TrainedRun, units: list[Unit], val: FrameCache) -> Path:
     """Tune thresholds + median on validation and write ``final/`` (weights and engine_spec.json)."""
     from tqdm import tqdm
 
@@ -34,7 +62,7 @@ def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
     au_units = [u for u in units if u.kind == "au"]
     if c.model.layout == "shared":
         unit = au_units[-1]
-        model = trainer._make_model(unit, unit.num_outputs())
+        model = trainer.make_model(unit, unit.num_outputs())
         load_weights(trainer.out / "checkpoints" / unit.name / "best.safetensors", model)
         model.to(trainer.device)
         probs = trainer.predict(unit, model, val, np.arange(len(val)))
@@ -42,7 +70,7 @@ def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
         files["detector.safetensors"] = {"num_outputs": unit.num_outputs(), **arch}
         for v in trainer.views:
             detectors[v] = "detector.safetensors"
-            heads[v] = trainer._head_of(unit, v)
+            heads[v] = trainer.head_of(unit, v)
     else:
         for v in tqdm(trainer.views, desc="validation predictions", disable=not trainer.progress):
             members = [u for u in au_units if u.views == (v,)]
@@ -50,7 +78,7 @@ def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
             name = f"view{v}.safetensors"
             models = []
             for u in members:
-                m = trainer._make_model(u, u.num_outputs())
+                m = trainer.make_model(u, u.num_outputs())
                 load_weights(trainer.out / "checkpoints" / u.name / "best.safetensors", m)
                 models.append(m.to(trainer.device))
                 if mask.any():
@@ -87,7 +115,7 @@ def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
     if any(u.kind == "view" for u in units):
         vc = c.view_classifier
         vu = next(u for u in units if u.kind == "view")
-        m = trainer._make_model(vu, trainer.n_views)
+        m = trainer.make_model(vu, trainer.n_views)
         load_weights(trainer.out / "checkpoints" / "view_classifier" / "best.safetensors", m)
         save_weights(final / "view_classifier.safetensors", m)
         view_entry = {"file": "view_classifier.safetensors", "architecture": vc.architecture,
@@ -113,7 +141,8 @@ def finalise(trainer: Trainer, units: list[Unit], val: FrameCache) -> Path:
     (final / "engine_spec.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     return final
 
-def plot_curves(trainer: Trainer) -> Path | None:
+
+def plot_curves(trainer: TrainedRun) -> Path | None:
     """``curves.png``: training loss and validation score per epoch of every unit."""
     if not trainer.history:
         return None

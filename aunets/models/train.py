@@ -183,14 +183,14 @@ class Trainer:
     def _save_history(self) -> None:
         (self.out / "history.json").write_text(json.dumps(self.history, indent=1), encoding="utf-8")
 
-    def _make_model(self, unit: Unit, n_classes: int) -> nn.Module:
+    def make_model(self, unit: Unit, n_classes: int) -> nn.Module:
         c = self.config
         if unit.kind == "view":
             vc = c.view_classifier
             return self._create(vc.architecture, n_classes, pretrained=vc.pretrained, **vc.kwargs)
         return self._create(c.model.architecture, n_classes, pretrained=c.model.pretrained, **c.model.kwargs)
 
-    def _head_of(self, unit: Unit, view: int) -> int:
+    def head_of(self, unit: Unit, view: int) -> int:
         if unit.heads == 1:
             return 0
         return self.views.index(view) if view in self.views else self.views.index(self.config.cascade.frontal_view)
@@ -245,18 +245,18 @@ class Trainer:
             from aunets.engines.registry import replace_head
 
             _, n_expr = self._unit_targets(replace(unit, kind="expression"), train)
-            model = self._make_model(unit, n_expr)
+            model = self.make_model(unit, n_expr)
             load_weights(self.out / "checkpoints" / "emonet" / "best.safetensors", model, strict=True)
             replace_head(model, n_out)  # the EmoNet encoder, a fresh AU head
         else:
-            model = self._make_model(unit, n_out)
+            model = self.make_model(unit, n_out)
         if unit.init_from == INIT_ENGINE:
             init_from_engine(Path(c.model.init), model, unit.heads * len(unit.aus))
         elif unit.init_from and unit.init_from != "emonet":
             src = self.out / "checkpoints" / unit.init_from / "best.safetensors"
             load_weights(src, model, strict=True)
             if unit.heads > 1 and unit.init_from == "frontal":
-                replicate_head_block(model, self._head_of(unit, c.cascade.frontal_view), unit.heads, len(unit.aus))
+                replicate_head_block(model, self.head_of(unit, c.cascade.frontal_view), unit.heads, len(unit.aus))
         model.to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=unit.lr, betas=c.optim.betas,
                                      weight_decay=c.optim.weight_decay)
@@ -340,7 +340,7 @@ class Trainer:
             return f.cross_entropy(logits, torch.from_numpy(np.asarray(y, dtype=np.int64)).to(logits.device))
         k = len(unit.aus)
         cols_np = [cache.aus.index(a) for a in unit.aus]
-        heads = torch.as_tensor([self._head_of(unit, int(v)) for v in cache.views[idx]], device=logits.device)
+        heads = torch.as_tensor([self.head_of(unit, int(v)) for v in cache.views[idx]], device=logits.device)
         cols = heads[:, None] * k + torch.arange(k, device=logits.device)[None, :]
 
         def masked_bce(out: Any, target_np: np.ndarray) -> Any:
@@ -375,7 +375,7 @@ class Trainer:
                     outs.append(torch.softmax(logits, 1).cpu().numpy())
                     continue
                 if unit.heads > 1:
-                    heads = torch.as_tensor([self._head_of(unit, int(v)) for v in cache.views[idx]])
+                    heads = torch.as_tensor([self.head_of(unit, int(v)) for v in cache.views[idx]])
                     cols = (heads[:, None] * k + torch.arange(k)[None, :]).to(self.device)
                     logits = torch.gather(logits, 1, cols)
                 outs.append(torch.sigmoid(logits[:, :k]).cpu().numpy())

@@ -39,7 +39,8 @@ import numpy as np
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError, EngineError, MissingExtraError
 from aunets.core.face import Box
-from aunets.core.flow import FlowBackend, create_flow_backend, encode_flow
+from aunets.core.flow import FlowBackend, encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.engines.engine import AUEngine, sigmoid, weight_file
 from aunets.engines.preprocess import compose_input, normalise
 from aunets.stream.tracking import YuNetDetector

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from aunets.core.errors import ConfigError, SourceError
-    from aunets.core.flow import create_flow_backend
+    from aunets.core.flow_registry import create_flow_backend
     from aunets.engines.engine import load_engine
     from aunets.stream.explain import (
         ExplainConfig,

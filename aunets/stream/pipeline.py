@@ -19,7 +19,8 @@ import numpy as np
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError
 from aunets.core.face import Box, Track
-from aunets.core.flow import compute_flows, create_flow_backend, encode_flow
+from aunets.core.flow import compute_flows, encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.core.frame import Frame
 from aunets.core.median import SlidingMedian, check_window
 from aunets.core.results import FaceResult

@@ -34,7 +34,8 @@ import numpy as np
 from aunets.core.crop import crop_square
 from aunets.core.errors import ConfigError
 from aunets.core.face import Box
-from aunets.core.flow import FlowConfig, create_flow_backend, encode_flow
+from aunets.core.flow import FlowConfig, encode_flow
+from aunets.core.flow_registry import create_flow_backend
 from aunets.models.data.sample import FrameRecord, FrameSet
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from aunets.core.errors import ConfigError
-from aunets.models.synth.facemodel import FaceModel, load_face_model
+from aunets.models.synth.facemodel import ASSETS, FaceModel, load_face_model
 from aunets.models.synth.landmarks import N_LANDMARKS
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ RENDER_SIZE = 512  # px of the square render that is landmarked
 
 
 def default_asset_path() -> Path:
-    return Path(str(resources.files("aunets.models.synth") / "assets" / ASSET_NAME))
+    return ASSETS / ASSET_NAME
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from aunets.models.synth.vertices import blend_shapes
 
 log = logging.getLogger(__name__)
 
+ASSETS = Path(__file__).with_name("assets")  # the synth package's data files (installed as package data)
 ASSET_NAME = "ict_facekit_synth.npz"
 MAX_SHAPE_WEIGHT = 2.0  # blendshape weights are extrapolated up to this (see AU_BLENDSHAPES)
 
@@ -49,7 +49,7 @@ AU_BLENDSHAPES: dict[int, dict[str, float]] = {
 
 
 def default_asset_path() -> Path:
-    return Path(str(resources.files("aunets.models.synth") / "assets" / ASSET_NAME))
+    return ASSETS / ASSET_NAME
 
 
 class FaceModel:
@@ -175,5 +175,5 @@ def load_face_model(path: str | None = None) -> FaceModel:
 
 def au_mapping_source() -> dict[str, object]:
     """The bundled ``au_blendshapes.json`` (ICT README table plus documented approximations)."""
-    p = Path(str(resources.files("aunets.models.synth") / "assets" / "au_blendshapes.json"))
+    p = ASSETS / "au_blendshapes.json"
     return dict(json.loads(p.read_text()))
