@@ -18,6 +18,23 @@ def _frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def add_render_arguments(parser: argparse.ArgumentParser, video: bool) -> None:
+    """What both generators (``synth``, ``synth-photo``) render and write: crop size, frame size, crops, full
+    frames, videos (on by default when ``video``) and head-pose jitter."""
+    parser.add_argument("--size", type=int, default=224, help="face crop side in pixels (default 224)")
+    parser.add_argument("--frame-size", type=_frame_size, default=(640, 480), help="full frame WxH (default 640x480)")
+    parser.add_argument("--crops", action=argparse.BooleanOptionalAction, default=True, help="write face crops")
+    parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True, help="write full frames")
+    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=video, help="write mp4 videos")
+    parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=True, help="head-pose jitter")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How both generators run: worker processes and the progress bar."""
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory of the data set")
     parser.add_argument("--preview", type=Path, metavar="PNG", help="write an AU contact sheet PNG instead")
@@ -26,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per sequence at 25 fps (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same data set)")
     parser.add_argument("--sequences-per-view", type=int, default=1, help="sequences per subject and view")
-    parser.add_argument("--size", type=int, default=224, help="face crop side in pixels (default 224)")
-    parser.add_argument("--frame-size", type=_frame_size, default=(640, 480), help="full frame WxH (default 640x480)")
-    parser.add_argument("--crops", action=argparse.BooleanOptionalAction, default=True, help="write face crops")
-    parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True, help="write full frames")
-    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=True, help="write mp4 videos")
-    parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=True, help="head-pose jitter")
+    add_render_arguments(parser, video=True)
     parser.add_argument("--val-fraction", type=float, default=0.15, help="fraction of subjects for validation")
     parser.add_argument("--test-fraction", type=float, default=0.15, help="fraction of subjects for test")
     parser.add_argument(
@@ -43,8 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isolated-fraction", type=float, default=0.0,
                         help="share of sequences with one AU at a time, no co-occurrence (default 0)")
     parser.add_argument("--supersample", type=int, default=1, help="render the crop at this factor (slower)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,10 +6,9 @@ Imports only the standard library at module level; the generator is imported ins
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from aunets.models.synth.cli import _frame_size
+from aunets.models.synth.cli import add_render_arguments, add_run_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequences", type=int, default=6, help="sequences per person (default 6)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per sequence at 25 fps (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> same data set)")
-    parser.add_argument("--size", type=int, default=224, help="face crop side in pixels (default 224)")
-    parser.add_argument("--frame-size", type=_frame_size, default=(640, 480), help="full frame WxH (default 640x480)")
-    parser.add_argument("--crops", action=argparse.BooleanOptionalAction, default=True, help="write face crops")
-    parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True, help="write full frames")
-    parser.add_argument("--video", action=argparse.BooleanOptionalAction, default=False, help="write mp4 videos")
-    parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=True, help="head-pose jitter")
+    add_render_arguments(parser, video=False)
     parser.add_argument("--val-fraction", type=float, default=0.15, help="fraction of people for validation")
     parser.add_argument("--single-fraction", type=float, default=0.5, help="share of single-AU events (default 0.5)")
     parser.add_argument("--max-events", type=int, default=2, help="AU events per sequence, at most (default 2)")
@@ -35,8 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pitch", type=float, default=14.0, help="head-nod range, degrees (default 14)")
     parser.add_argument("--script", default="",
                         help="fixed AU episodes instead of random ones, e.g. '12:1.0-2.5' (see `aunets synth`)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
