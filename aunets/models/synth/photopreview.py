@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aunets.core.au import AU_NAMES, BP4D_AUS
 from aunets.models.synth.correspondence import load_correspondence
 from aunets.models.synth.facemodel import load_face_model
 from aunets.models.synth.landmarks import FACE_OVAL
 from aunets.models.synth.photoface import PhotoFace
+from aunets.models.synth.preview import apex_columns, with_au_header
 
 TILE = 168
 
@@ -39,24 +39,13 @@ def render_photo_grid(photos: str, seed: int = 0, people: int = 3, intensity: fl
         side = 1.2 * float(max(np.ptp(oval[:, 0]), np.ptp(oval[:, 1])))
         x0, y0 = int(cx - side / 2), int(cy - side / 2 + 0.03 * side)
         tiles = []
-        for a in range(-1, len(BP4D_AUS)):
-            inten = np.zeros(len(BP4D_AUS), np.float32)
-            if a >= 0:
-                inten[a] = intensity
+        for inten in apex_columns(intensity):
             img, _ = face.render(model.expression_weights(inten), intensity=inten)
             pad = cv2.copyMakeBorder(img, 200, 200, 200, 200, cv2.BORDER_REPLICATE)
             crop = pad[y0 + 200 : y0 + 200 + int(side), x0 + 200 : x0 + 200 + int(side)]
             tiles.append(cv2.resize(crop, (TILE, TILE), interpolation=cv2.INTER_AREA))
         rows.append(np.concatenate(tiles, axis=1))
-    sheet = np.concatenate(rows, axis=0)
-    header = np.full((36, sheet.shape[1], 3), 255, np.uint8)
-    for a, label in enumerate(["neutral"] + [f"AU{au} {AU_NAMES[au]}" for au in BP4D_AUS]):
-        words = label.split(" ", 1)
-        cv2.putText(header, words[0], (a * TILE + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        if len(words) > 1:
-            cv2.putText(header, words[1][:22], (a * TILE + 4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1,
-                        cv2.LINE_AA)  # fmt: skip
-    return np.concatenate([header, sheet], axis=0)
+    return with_au_header(rows, TILE)
 
 
 def make_photo_preview(out: Path, photos: str, seed: int = 0) -> Path:

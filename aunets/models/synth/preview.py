@@ -31,15 +31,24 @@ def render_apex_grid(seed: int = 0, tile: int = 160, intensity: float = 1.0) -> 
             bx, by, bw, bh = face_box(xy)
             scale = 220.0 / max(bw, bh)
             placement = Placement(scale, 320 - scale * (bx + bw / 2), 240 - scale * (by + bh / 2))
-            tiles = []
-            for a in range(-1, len(BP4D_AUS)):
-                inten = np.zeros(len(BP4D_AUS), np.float32)
-                if a >= 0:
-                    inten[a] = intensity
-                r = render_face(model, prepared, model.expression_weights(inten), pose, lighting, placement,
-                                background, size=tile, supersample=2)  # fmt: skip
-                tiles.append(r.crop)
-            rows.append(np.concatenate(tiles, axis=1))
+            rows.append(np.concatenate([
+                render_face(model, prepared, model.expression_weights(inten), pose, lighting, placement, background,
+                            size=tile, supersample=2).crop
+                for inten in apex_columns(intensity)
+            ], axis=1))  # fmt: skip
+    return with_au_header(rows, tile)
+
+
+def apex_columns(intensity: float = 1.0) -> list[np.ndarray]:
+    """The AU intensities (len(BP4D_AUS),) float32 of a contact sheet's columns: neutral (all 0), then each BP4D AU
+    alone at ``intensity``."""
+    k = len(BP4D_AUS)
+    return [np.zeros(k, np.float32), *(np.eye(k, dtype=np.float32) * np.float32(intensity))]
+
+
+def with_au_header(rows: list[np.ndarray], tile: int) -> np.ndarray:
+    """Stack ``rows`` (each ``1 + len(BP4D_AUS)`` tiles of ``tile`` px side, RGB uint8, in :func:`apex_columns`
+    order) under a 36 px white header naming each column: the sheet (36 + rows * tile, columns * tile, 3)."""
     sheet = np.concatenate(rows, axis=0)
     header = np.full((36, sheet.shape[1], 3), 255, np.uint8)
     for a, label in enumerate(["neutral"] + [f"AU{au} {AU_NAMES[au]}" for au in BP4D_AUS]):
