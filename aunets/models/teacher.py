@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from aunets.core.au import BP4D_AUS
-from aunets.core.errors import ConfigError
+from aunets.models.face_landmarker import open_face_landmarker
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +39,6 @@ AU_FROM_BLENDSHAPES: dict[int, tuple[str, ...]] = {
 }
 
 
-def default_model_path() -> Path:
-    return Path(str(resources.files("aunets.models") / "assets" / "mediapipe" / "face_landmarker.task"))
-
-
 def blendshapes_to_aus(scores: Mapping[str, float], aus: tuple[int, ...] = BP4D_AUS) -> np.ndarray:
     """AU scores float32 (len(aus),) in [0, 1] from blendshape scores {name: score in [0, 1]}."""
     missing = sorted({n for au in aus for n in AU_FROM_BLENDSHAPES[au]} - set(scores))
@@ -58,20 +52,7 @@ class BlendshapeTeacher:
     AU scores (12,) of the largest face, or None when no face is found. Call :meth:`close` when done."""
 
     def __init__(self, model_path: Path | str | None = None) -> None:
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError as exc:
-            raise ConfigError("the MediaPipe teacher needs mediapipe: pip install -e '.[teacher]'") from exc
-        path = Path(model_path) if model_path else default_model_path()
-        if not path.is_file():
-            raise ConfigError(f"MediaPipe model {path} is missing; reinstall aunets from a full checkout")
-        self._mp: Any = mp
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(path)), running_mode=vision.RunningMode.VIDEO,
-            output_face_blendshapes=True, num_faces=1,
-        )  # fmt: skip
-        self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+        self._mp, self._landmarker = open_face_landmarker(model_path, "VIDEO", output_face_blendshapes=True)
         self._last_ms = -1
 
     def __call__(self, frame_bgr: np.ndarray, t_ms: int) -> np.ndarray | None:

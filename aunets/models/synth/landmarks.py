@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from aunets.core.errors import ConfigError, MissingExtraError
+from aunets.core.errors import ConfigError
+from aunets.models.face_landmarker import open_face_landmarker
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +41,14 @@ NOSE_TIP = 1
 CHIN = 152
 
 
-def default_model_path() -> Path:
-    from aunets.models.teacher import default_model_path as teacher_model
-
-    return teacher_model()
-
-
 class FaceLandmarkFitter:
     """MediaPipe FaceLandmarker in image mode: RGB uint8 (H, W, 3) -> landmarks (478, 3) float32 px of the largest
     face, or None when no face is found. Call :meth:`close` when done (or use it as a context manager)."""
 
     def __init__(self, model_path: Path | str | None = None) -> None:
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError as exc:
-            raise MissingExtraError("mediapipe", "teacher") from exc
-        path = Path(model_path) if model_path else default_model_path()
-        if not path.is_file():
-            raise ConfigError(f"MediaPipe model {path} is missing; reinstall aunets from a full checkout")
-        self._mp: Any = mp
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(path)), running_mode=vision.RunningMode.IMAGE,
-            num_faces=1, min_face_detection_confidence=0.3, min_face_presence_confidence=0.3,
-        )  # fmt: skip
-        self._landmarker: Any = vision.FaceLandmarker.create_from_options(options)
+        self._mp, self._landmarker = open_face_landmarker(
+            model_path, "IMAGE", min_face_detection_confidence=0.3, min_face_presence_confidence=0.3
+        )
 
     def __call__(self, image_rgb: np.ndarray) -> np.ndarray | None:
         h, w = image_rgb.shape[:2]
