@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,19 @@ def _kill_group(proc: subprocess.Popen[Any]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def _cli(*args: str, output: bool = True) -> Iterator[subprocess.Popen[str]]:
+    """``aunets ARGS`` as its own process group (a new session) with SIGINT/SIGHUP as a terminal gives them;
+    stdout and stderr piped as text (``output``) or discarded. On leaving, whatever it left running is killed."""
+    stream = subprocess.PIPE if output else subprocess.DEVNULL
+    proc = subprocess.Popen([*CLI, *args], stdout=stream, stderr=stream, text=True, start_new_session=True,
+                            preexec_fn=_default_signals)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        _kill_group(proc)
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_engine(tmp_path_factory.mktemp("faults") / "tiny")
@@ -149,13 +162,8 @@ def test_stop_signal_to_the_group_of_run_exits_fast_with_every_row_a_summary_and
     """What `systemctl stop` (SIGTERM) and Ctrl-C (SIGINT) do: the signal reaches every process of the group."""
     video, n = long_video
     out, stats_json = tmp_path / "run.csv", tmp_path / "stats.json"
-    proc = subprocess.Popen(
-        [*CLI, "run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
-         "--csv", str(out), "--stats-json", str(stats_json)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=_default_signals,
-    )  # fmt: skip
-    try:
+    with _cli("run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
+              "--csv", str(out), "--stats-json", str(stats_json)) as proc:  # fmt: skip
         _wait_for(lambda: _csv_rows(out) >= 10 or proc.poll() is not None, 90, "10 CSV rows")
         assert proc.poll() is None, proc.communicate()
         shm = _shm_files(_group(proc.pid))
@@ -164,8 +172,6 @@ def test_stop_signal_to_the_group_of_run_exits_fast_with_every_row_a_summary_and
         os.killpg(proc.pid, sig)
         stdout, stderr = proc.communicate(timeout=5)
         _wait_for(lambda: not _group(proc.pid), 5 - (time.monotonic() - t_signal), "every process of the group gone")
-    finally:
-        _kill_group(proc)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     assert f"stopped by {sig.name}" in stderr
@@ -182,13 +188,8 @@ def test_sigkill_of_the_parent_leaves_no_capture_process_and_no_shm(
 ) -> None:
     video, _ = long_video
     out = tmp_path / "run.csv"
-    proc = subprocess.Popen(
-        [*CLI, "run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
-         "--csv", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=_default_signals,
-    )  # fmt: skip
-    try:
+    with _cli("run", str(video), "--realtime", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
+              "--csv", str(out), output=False) as proc:  # fmt: skip
         _wait_for(lambda: _csv_rows(out) >= 3 or proc.poll() is not None, 90, "3 CSV rows")
         assert proc.poll() is None
         children = [p for p in _group(proc.pid) if p != proc.pid]
@@ -198,8 +199,6 @@ def test_sigkill_of_the_parent_leaves_no_capture_process_and_no_shm(
         proc.wait(timeout=5)
         _wait_for(lambda: not _group(proc.pid), 5, "the capture process gone after its parent's SIGKILL")
         _wait_for(lambda: not any(os.path.exists(f) for f in shm), 2, "shared memory unlinked")
-    finally:
-        _kill_group(proc)
     rows = _check_csv(out)  # flushed every frame: what was written survives SIGKILL, whole rows only
     assert len(rows) >= 3
 
@@ -211,18 +210,11 @@ def test_sigterm_to_process_keeps_every_row_and_writes_this_runs_config(
     out = tmp_path / "p.csv"
     config = tmp_path / "p.csv.config.json"
     config.write_text('{"stale": "an earlier run"}\n')
-    proc = subprocess.Popen(
-        [*CLI, "process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=_default_signals,
-    )  # fmt: skip
-    try:
+    with _cli("process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress") as proc:
         _wait_for(lambda: _csv_rows(out) >= 5 or proc.poll() is not None, 90, "5 CSV rows")
         proc.send_signal(signal.SIGTERM)  # `kill PID`: the process only, not its group
         stdout, stderr = proc.communicate(timeout=10)
         _wait_for(lambda: not _group(proc.pid), 5, "the capture process gone")
-    finally:
-        _kill_group(proc)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     summary = strict_json(stdout.strip().splitlines()[-1])
     rows = _check_csv(out)
@@ -446,18 +438,11 @@ def test_disk_full_mid_run_keeps_whole_rows_only(engine: Path, long_video: tuple
 
     video, n = long_video
     out = tmp_path / "o.csv"
-    proc = subprocess.Popen(
-        [*CLI, "process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=_default_signals,
-    )  # fmt: skip
-    try:
+    with _cli("process", str(video), "--csv", str(out), "--engine", str(engine), "--no-progress") as proc:
         _wait_for(lambda: _csv_rows(out) >= 5 or proc.poll() is not None, 90, "5 CSV rows")
         limit = out.stat().st_size + 20_000  # about 150 rows more; CPython ignores SIGXFSZ, so writes get EFBIG
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        _kill_group(proc)
     assert proc.returncode == 1
     assert stderr.strip().count("\n") == 0 and "File too large" in stderr, stderr
     rows = _check_csv(out)  # every row whole: the half-written last one was cut off
