@@ -2,7 +2,8 @@
 
 Per frame: :func:`blend_shapes` adds the active blendshapes (sparse, only the vertices they move);
 :func:`vertex_stage` poses, projects and lights every vertex in one pass (normals and surface compression from one
-loop over the triangles). :func:`vertex_area` and :func:`near_points` serve the subject and mouth set-up.
+loop over the triangles, shared with :func:`vertex_area`). :func:`vertex_area` and :func:`near_points` serve
+the subject and mouth set-up.
 Single-threaded: the generator parallelises over processes.
 """
 
@@ -21,7 +22,17 @@ except ImportError as exc:  # pragma: no cover - numba is a dependency of the ge
 @njit(cache=True, fastmath=True)
 def vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:  # pragma: no cover - jitted
     """Per-vertex sum of adjacent triangle areas (V,) float32, in squared mesh units."""
-    out = np.zeros(verts.shape[0], np.float32)
+    return _normals_and_areas(verts, faces)[1]
+
+
+@njit(cache=True, fastmath=True)
+def _normals_and_areas(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """One loop over the triangles of ``verts`` (V, 3) float32: per vertex, the sum of its triangles' normals
+    (cross products, area-weighted, unnormalised) (V, 3) and of their areas (V,), both float32. The rest areas
+    (:func:`vertex_area`) and each frame's (:func:`vertex_stage`) come from this one expression."""
+    nv = verts.shape[0]
+    nrm = np.zeros((nv, 3), np.float32)
+    area = np.zeros(nv, np.float32)
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         e1x, e1y, e1z = verts[b, 0] - verts[a, 0], verts[b, 1] - verts[a, 1], verts[b, 2] - verts[a, 2]
@@ -29,11 +40,13 @@ def vertex_area(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:  # pragma: 
         nx = e1y * e2z - e1z * e2y
         ny = e1z * e2x - e1x * e2z
         nz = e1x * e2y - e1y * e2x
-        area = 0.5 * np.sqrt(nx * nx + ny * ny + nz * nz)
-        out[a] += area
-        out[b] += area
-        out[c] += area
-    return out
+        ar = 0.5 * np.sqrt(nx * nx + ny * ny + nz * nz)
+        for v in (a, b, c):
+            nrm[v, 0] += nx
+            nrm[v, 1] += ny
+            nrm[v, 2] += nz
+            area[v] += ar
+    return nrm, area
 
 
 @njit(cache=True, fastmath=True)
@@ -85,21 +98,7 @@ def vertex_stage(
     spec (V,), all float32.
     """
     nv = verts.shape[0]
-    nrm = np.zeros((nv, 3), np.float32)
-    area = np.zeros(nv, np.float32)
-    for f in range(faces.shape[0]):
-        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        e1x, e1y, e1z = verts[b, 0] - verts[a, 0], verts[b, 1] - verts[a, 1], verts[b, 2] - verts[a, 2]
-        e2x, e2y, e2z = verts[c, 0] - verts[a, 0], verts[c, 1] - verts[a, 1], verts[c, 2] - verts[a, 2]
-        nx = e1y * e2z - e1z * e2y
-        ny = e1z * e2x - e1x * e2z
-        nz = e1x * e2y - e1y * e2x
-        ar = 0.5 * np.sqrt(nx * nx + ny * ny + nz * nz)  # same expression as vertex_area (rest areas)
-        for v in (a, b, c):
-            nrm[v, 0] += nx
-            nrm[v, 1] += ny
-            nrm[v, 2] += nz
-            area[v] += ar
+    nrm, area = _normals_and_areas(verts, faces)
     px = np.empty((nv, 2), np.float32)
     depth = np.empty(nv, np.float32)
     light = np.empty((nv, 3), np.float32)
