@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from aunets.core.median import median_filter
 from aunets.core.results import FaceResult
 from aunets.stream.calibration import CalibrationConfig, OnlineBaseline
 from aunets.stream.pipeline import Pipeline, PipelineConfig
-from tests.conftest import build_tiny_engine, clip_frames
+from tests.conftest import build_tiny_engine, clip_frames, write_test_video
 
 
 def test_constant_offset_is_brought_to_baseline_and_expressions_stay_visible() -> None:
@@ -68,12 +71,17 @@ def test_new_track_starts_fresh_and_off_leaves_the_output_unchanged(tmp_path: Pa
     assert [r.states for r in on[40:]] == [r.states for r in on[:40]]
 
 
-def test_calibration_flag_reaches_the_saved_config() -> None:
-    from aunets.cli import build_parser
-    from aunets.stream.cli_args import pipeline_config_from_args
-
-    parser = build_parser("process")
-    on = pipeline_config_from_args(parser.parse_args(["process", "v.mp4", "--csv", "o.csv", "--calibration", "on"]))
-    off = pipeline_config_from_args(parser.parse_args(["process", "v.mp4", "--csv", "o.csv"]))
-    assert on.to_json()["calibration"]["enabled"] is True
-    assert off.to_json()["calibration"]["enabled"] is (PipelineConfig().calibration.enabled)
+@pytest.mark.parametrize("flag", ["off", "on"])
+def test_calibration_flag_reaches_the_saved_config(flag: str, tmp_path: Path) -> None:
+    """``aunets process --calibration off|on`` on a real clip: the config saved beside the CSV says which ran."""
+    video = tmp_path / "clip.mp4"
+    write_test_video(video, face_frames=4, blank_frames=0)
+    out = tmp_path / "o.csv"
+    res = subprocess.run(
+        [sys.executable, "-m", "aunets.cli", "process", str(video), "--csv", str(out), "--engine",
+         str(build_tiny_engine(tmp_path / "tiny")), "--no-progress", "--calibration", flag],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "o.csv.config.json").read_text())
+    assert saved["pipeline"]["calibration"]["enabled"] is (flag == "on")
