@@ -74,6 +74,7 @@ def corpus(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     return d, frames
 
 
+@pytest.mark.slow
 def test_batch_writes_the_process_csvs_an_index_and_a_rerun_does_no_work(
         tiny_engine: Path, corpus: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
     folder, frames = corpus
@@ -129,6 +130,7 @@ def test_batch_writes_the_process_csvs_an_index_and_a_rerun_does_no_work(
     assert _summary(changed)["ran"] == 3
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_and_every_csv_is_whole(tiny_engine: Path, tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
     folder = tmp_path / "corpus"
@@ -172,6 +174,7 @@ def test_killed_batch_resumes_and_every_csv_is_whole(tiny_engine: Path, tmp_path
     assert {r["status"] for r in _index(out).values()} == {"done"}
 
 
+@pytest.mark.slow
 def test_dask_cluster_on_loopback_gives_the_same_csvs_as_local_workers(
         tiny_engine: Path, corpus: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")

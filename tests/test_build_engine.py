@@ -15,6 +15,8 @@ from tests.conftest import absolute_paths
 from tests.test_data_synthetic import make_synth
 from tests.test_train import tiny_config
 
+pytestmark = pytest.mark.slow  # trains a tiny engine and builds its bundle
+
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:

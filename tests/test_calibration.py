@@ -71,6 +71,7 @@ def test_new_track_starts_fresh_and_off_leaves_the_output_unchanged(tmp_path: Pa
     assert [r.states for r in on[40:]] == [r.states for r in on[:40]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", ["off", "on"])
 def test_calibration_flag_reaches_the_saved_config(flag: str, tmp_path: Path) -> None:
     """``aunets process --calibration off|on`` on a real clip: the config saved beside the CSV says which ran."""

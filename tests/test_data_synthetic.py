@@ -34,6 +34,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synth(tmp_path_factory.mktemp("synth") / "set")
 
 
+@pytest.mark.slow
 def test_synthetic_records_match_labels_csv(synth: Path) -> None:
     assert detect_layout(synth) == "synthetic"
     frames = load_dataset(synth)
@@ -52,6 +53,7 @@ def test_synthetic_records_match_labels_csv(synth: Path) -> None:
     assert set(frames.filter(split="test").subjects()).isdisjoint(frames.filter(split="train").subjects())
 
 
+@pytest.mark.slow
 def test_cache_centre_is_the_runtime_crop_and_flow(synth: Path, tmp_path: Path) -> None:
     frames = load_dataset(synth).filter(split="train")
     frames = frames.subsample_sequences(30)
@@ -107,6 +109,7 @@ def test_cache_centre_is_the_runtime_crop_and_flow(synth: Path, tmp_path: Path) 
     assert not np.array_equal(a, cache.centre(3)[0])
 
 
+@pytest.mark.slow
 def test_cache_resumes_and_is_reused(synth: Path, tmp_path: Path) -> None:
     frames = load_dataset(synth).filter(split="val")
     spec = CacheSpec(size=32, pad=1.1, flow=FlowConfig())

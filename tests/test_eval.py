@@ -49,6 +49,7 @@ def test_score_matches_hand_computed_f1() -> None:
     assert r["per_view"]["4"]["mean_f1"]["causal"] == pytest.approx(4 / 7, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_eval_cli_on_synthetic_set(tmp_path: Path) -> None:
     from aunets.cli import main
     from tests.test_data_synthetic import make_synth

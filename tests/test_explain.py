@@ -36,6 +36,7 @@ def apex_faces(engine: Any) -> dict[int, Any]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("au", "half"), [(1, "upper"), (12, "lower")])
 def test_occlusion_map_of_an_au_falls_where_it_acts(engine: Any, apex_faces: dict[int, Any], au: int,
                                                     half: str) -> None:
@@ -184,6 +185,7 @@ def test_video_frames_use_the_true_previous_frame(tmp_path: Path, engine: Any) -
     assert not (moving.flow_image == still_flow_colour(engine)).all()
 
 
+@pytest.mark.slow
 def test_cli_gradcam_on_an_image(tmp_path: Path, engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from aunets.cli import main

@@ -41,6 +41,7 @@ async def _sessions(server: Any) -> dict[str, Any]:
     return dict(server.sessions)
 
 
+@pytest.mark.slow
 def test_overlay_toggle_and_occlusion_sheet_in_the_browser(tmp_path: Path) -> None:
     """Click the toggle: Grad-CAM maps of the chosen AU arrive and are drawn over the face; choose another AU:
     its maps come; untoggle: the overlay goes and the server stops computing; click the sheet button: the

@@ -15,6 +15,8 @@ from aunets.engines.nets.detector import recalibrate_batchnorm
 from aunets.engines.registry import create_model, list_models, model_spec
 from aunets.models.export import export_onnx, ort_session, verify_onnx
 
+pytestmark = pytest.mark.slow  # every test exports a network to ONNX and runs it
+
 
 def _shape(name: str) -> tuple[int, int, int]:
     return InputSpec(fusion=model_spec(name).fusion, height=32, width=32).tensor_shape

@@ -155,6 +155,7 @@ def _check_csv(path: Path, fps: float = 25.0) -> list[dict[str, str]]:
 # --- signals and dead parents -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_to_the_group_of_run_exits_fast_with_every_row_a_summary_and_no_shm(
     sig: signal.Signals, engine: Path, long_video: tuple[Path, int], tmp_path: Path
@@ -183,6 +184,7 @@ def test_stop_signal_to_the_group_of_run_exits_fast_with_every_row_a_summary_and
     assert [f for f in shm if os.path.exists(f)] == []
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_parent_leaves_no_capture_process_and_no_shm(
     engine: Path, long_video: tuple[Path, int], tmp_path: Path
 ) -> None:
@@ -203,6 +205,7 @@ def test_sigkill_of_the_parent_leaves_no_capture_process_and_no_shm(
     assert len(rows) >= 3
 
 
+@pytest.mark.slow
 def test_sigterm_to_process_keeps_every_row_and_writes_this_runs_config(
     engine: Path, long_video: tuple[Path, int], tmp_path: Path
 ) -> None:
@@ -246,6 +249,7 @@ def _raw_request(port: int, data: bytes) -> int:
     return int(reply.split()[1])
 
 
+@pytest.mark.slow
 def test_offers_that_never_connect_are_freed_and_offer_refuses_foreign_pages(engine: Path) -> None:
     pytest.importorskip("aiortc")
     import zmq
@@ -431,6 +435,7 @@ def test_full_disk_is_one_line(engine: Path, test_video: tuple[Path, int]) -> No
     assert res.stderr.strip().count("\n") == 0 and "No space left on device" in res.stderr, res.stderr
 
 
+@pytest.mark.slow
 def test_disk_full_mid_run_keeps_whole_rows_only(engine: Path, long_video: tuple[Path, int], tmp_path: Path) -> None:
     """A real short write mid-run: a file-size limit (RLIMIT_FSIZE, set on the running process) makes the
     kernel stop the CSV in the middle of a row, as a full disk does."""

@@ -214,6 +214,7 @@ def _clip_probabilities(pipeline: Any, frames: list[np.ndarray]) -> np.ndarray:
     return np.array([[r.probabilities[a] for a in pipeline.aus] for r in results if not r.no_face])
 
 
+@pytest.mark.slow
 def test_pipeline_gpu_branch_on_the_cpu_device_matches_the_cpu_pipeline() -> None:
     """The `--device cuda` wiring (Pipeline -> GpuFramePath.from_bundle with the default engine's per-view
     heads and view classifier) run on torch's CPU device, so that CI checks it without a GPU."""

@@ -105,6 +105,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_three_people_end_to_end_one_row_per_face_per_frame_and_their_own_expressions(tmp_path: Path) -> None:
     """`aunets run` (a real process, the default engine) on the 3-person clip, with a real ZeroMQ subscriber
     (for the boxes) and the CSV: every face in every frame, three ids for the whole clip, and only the person
@@ -163,6 +164,7 @@ def test_three_people_end_to_end_one_row_per_face_per_frame_and_their_own_expres
         assert v["on_after"].mean() < 0.1, f"AU12 on for neutral {person}"
 
 
+@pytest.mark.slow
 def test_synthetic_pair_each_track_follows_its_own_face(tmp_path: Path) -> None:
     """The two `aunets synth` faces side by side: AU12 rises on the left face (AU12 at apex 1.0-2.5 s) only."""
     truth = _truth("synth_pair")
@@ -229,6 +231,7 @@ def test_one_engine_call_and_one_view_call_per_frame_for_every_track() -> None:
     assert detectors.batches == [3] * 6 and views.batches == [3] * 6
 
 
+@pytest.mark.slow
 def test_torch_flow_runs_every_face_in_one_batch_and_matches_one_at_a_time() -> None:
     frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in clip_frames(2)]
     boxes = [(300.0, 60.0, 180.0, 200.0), (100.0, 100.0, 60.0, 60.0), (500.0, 200.0, 90.0, 90.0)]
@@ -246,6 +249,7 @@ def test_torch_flow_runs_every_face_in_one_batch_and_matches_one_at_a_time() -> 
 # --- 5. track life --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_track_life_on_the_group_clip(tiny_engine: Path) -> None:
     """Four people through the real capture process and ZeroMQ: an id survives a bar passing over a face and the
     full-frame detector missing a small face; a face that turns away (1.4 s) or leaves the frame (1.5 s) comes
@@ -306,6 +310,7 @@ def test_track_life_on_the_group_clip(tiny_engine: Path) -> None:
 # --- 4. sinks -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lsl_outlet_carries_every_face_with_its_track_id(tiny_engine: Path) -> None:
     import threading
 

@@ -113,6 +113,7 @@ def _aunets(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     return subprocess.run([sys.executable, "-m", "aunets.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_process_cli_writes_csv_plot_and_config(
     tiny_engine: Path, test_video: tuple[Path, int], tmp_path: Path
 ) -> None:
@@ -214,6 +215,7 @@ def test_rgb_only_engine_runs_without_flow(test_video: tuple[Path, int], tmp_pat
     assert sum(r.no_face for r in collect.results) == 10
 
 
+@pytest.mark.slow
 def test_default_engine_writes_intensity_columns_in_range(tmp_path: Path) -> None:
     """The embedded engine has an intensity output: `process` writes OpenFace's AUxx_r (0..5) beside AUxx_c/_p,
     and the laugh in the bundled clip has a higher AU12 intensity than the crying before it."""

@@ -50,6 +50,7 @@ def test_hed_layout_is_the_one_we_convert() -> None:
     assert arrays["conv5_3"][0].shape == (3, 3, 512, 512)
 
 
+@pytest.mark.slow
 def test_hed_conv1_1_reproduces_the_reference_output() -> None:
     """HED's conv1_1 on BGR - Caffe mean (numpy, from the h5) == our conv1_1 on (RGB - mean) / std."""
     rgb = face_rgb()
@@ -74,6 +75,7 @@ def test_hed_conv1_1_reproduces_the_reference_output() -> None:
     assert np.abs(naive - reference).max() > 0.1 * scale
 
 
+@pytest.mark.slow
 def test_hed_deeper_layers_are_transposed_kernels() -> None:
     model = create_model("aunet_vgg16_rgb", 2, pretrained=True)
     assert isinstance(model, Detector)

@@ -57,6 +57,7 @@ def test_the_int8_copy_is_an_int8_bundle_that_records_how_it_was_made(float_engi
     assert float(np.abs(ref - q8).mean()) < 0.05
 
 
+@pytest.mark.slow
 def test_the_default_engine_is_int8_and_follows_its_float_twin_on_a_real_clip() -> None:
     pytest.importorskip("torch")  # the float twin (detector.safetensors) runs on the torch runtime
     onnx = pytest.importorskip("onnx")

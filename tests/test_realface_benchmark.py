@@ -56,6 +56,7 @@ def test_per_person_clips_are_made_as_the_collection_says_and_deterministically(
 
 
 @needs_collection
+@pytest.mark.slow
 def test_default_engine_on_a_few_test_people_and_a_talking_clip(tmp_path: Path) -> None:
     items = [i for i in load_realfaces(ROOT) if i.split == "test"]
     london = [i for i in items if i.set == "london"][:4]

@@ -33,6 +33,7 @@ def test_registry_lists_every_family_and_fusion() -> None:
     assert model_spec("aunet_vgg16_pi_fc6").fusion == "channels"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 def test_builds_and_runs_tiny(name: str) -> None:
     torch.manual_seed(0)
@@ -61,6 +62,7 @@ def test_unknown_model_and_bad_kwargs_name_the_fix() -> None:
         create_model("mobilenetv2_rgb", 3, pretrained=True, width_mult=0.5)
 
 
+@pytest.mark.slow
 def test_full_size_vgg16_matches_the_paper() -> None:
     model = create_model("aunet_vgg16_rgb", 12)
     assert isinstance(model, Detector)

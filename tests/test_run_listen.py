@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -15,6 +17,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_run_publishes_and_listen_records_every_frame(
     tiny_engine: Path, test_video: tuple[Path, int], tmp_path: Path
 ) -> None:
@@ -68,6 +71,7 @@ def test_run_refuses_a_busy_endpoint(tiny_engine: Path, test_video: tuple[Path, 
     assert "--pub" in run.stderr and "another" in run.stderr
 
 
+@pytest.mark.slow
 def test_lsl_outlet_streams_probabilities_stamped_with_capture_time(
     tiny_engine: Path, test_video: tuple[Path, int]
 ) -> None:

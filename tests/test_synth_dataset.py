@@ -29,6 +29,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_layout_and_one_row_per_written_frame(tmp_path: Path) -> None:
     cfg = SynthConfig(subjects=3, views=2, seconds=0.2, seed=3, workers=2, val_fraction=0.34, test_fraction=0.34)
     out = generate(cfg, tmp_path / "ds", progress=False)
@@ -92,6 +93,7 @@ def test_cli_script_one_au_frontal_no_jitter(tmp_path: Path) -> None:
     assert np.abs(imgs[1] - imgs[0]).mean() < np.abs(imgs[2] - imgs[0]).mean() / 3
 
 
+@pytest.mark.slow
 def test_cli_preview(tmp_path: Path) -> None:
 
     png = tmp_path / "p.png"

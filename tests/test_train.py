@@ -61,6 +61,7 @@ def test_plan_units_cascade_and_layouts(tmp_path: Path) -> None:
     assert units[2].init_from == "view4_au12" and units[0].init_from is None
 
 
+@pytest.mark.slow
 def test_tiny_training_beats_chance_on_held_out_subjects(synth: Path, tmp_path: Path) -> None:
     from aunets.engines.engine import load_engine
     from aunets.models.build import build_engine
@@ -84,6 +85,7 @@ def test_tiny_training_beats_chance_on_held_out_subjects(synth: Path, tmp_path: 
     assert report["mean_f1_none"] > chance + 0.15, (report["mean_f1_none"], chance)
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_exactly(synth: Path, tmp_path: Path) -> None:
     from safetensors.numpy import load_file
 
@@ -113,6 +115,7 @@ def test_group_shares_give_each_source_its_share() -> None:
     assert w[89] == pytest.approx(3 * w[0])
 
 
+@pytest.mark.slow
 def test_fine_tuning_adds_intensity_and_an_extra_source(synth: Path, tmp_path: Path) -> None:
     """model.init starts from a trained run (presence logits unchanged at the start), model.intensity adds an
     intensity block learned from the generator's intensities, data.extra joins a CSV manifest with soft labels."""

@@ -168,6 +168,7 @@ async def stream_clip(url: str, frames: list[np.ndarray], seconds: float) -> dic
     return {"session": answer["session"], "sent": sent, "messages": messages}
 
 
+@pytest.mark.slow
 def test_client_streams_and_gets_results_then_teardown(tiny_engine: Path) -> None:
     pytest.importorskip("aiortc")
     from aunets.engines.engine import load_engine

@@ -21,6 +21,8 @@ import pytest
 from aunets.stream.webrtc.headless import find_chromium
 from tests.conftest import CLIP, REPO
 
+pytestmark = pytest.mark.slow  # starts a server and a headless Chromium
+
 DEFAULT_MANIFEST = REPO / "aunets" / "engines" / "default" / "manifest.json"
 
 
