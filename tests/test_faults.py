@@ -425,16 +425,6 @@ def test_out_of_range_options_are_refused_not_read_as_defaults(argv: list[str]) 
     assert res.returncode == 2 and "error: argument" in res.stderr, res.stderr
 
 
-def test_full_disk_is_one_line(engine: Path, test_video: tuple[Path, int]) -> None:
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
-    video, _ = test_video
-    res = subprocess.run([*CLI, "process", str(video), "--csv", "/dev/full", "--engine", str(engine), "--no-progress"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert res.returncode == 1
-    assert res.stderr.strip().count("\n") == 0 and "No space left on device" in res.stderr, res.stderr
-
-
 @pytest.mark.slow
 def test_disk_full_mid_run_keeps_whole_rows_only(engine: Path, long_video: tuple[Path, int], tmp_path: Path) -> None:
     """A real short write mid-run: a file-size limit (RLIMIT_FSIZE, set on the running process) makes the

@@ -51,7 +51,9 @@ class OpenFaceCsvWriter:
         self.rows = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("w", newline="", encoding="utf-8")
+            # a buffer larger than any frame's rows: each frame reaches the file in one write() at _flush, so a
+            # kill (even SIGKILL) between frames never leaves a torn row
+            self._fh = self.path.open("w", newline="", encoding="utf-8", buffering=1 << 20)
         except OSError as exc:
             raise self._error(exc) from None
         self._writer = csv.writer(self._fh)

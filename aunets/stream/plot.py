@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from aunets.core.au import AU_NAMES, parse_au
+from aunets.stream.outputs import replace_when_whole
 
 
 def plot_au_csv(csv_path: Path, out_png: Path, title: str | None = None) -> Path:
@@ -39,7 +40,9 @@ def plot_au_csv(csv_path: Path, out_png: Path, title: str | None = None) -> Path
     fig.suptitle(title or f"AU probability (line) and smoothed presence (shaded): {Path(csv_path).name}", fontsize=10)
     fig.tight_layout()
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    try:  # written beside and renamed into place when whole: never a torn or half-written plot
+        with replace_when_whole(out_png, "--plot") as tmp:
+            fig.savefig(tmp, dpi=110, format=out_png.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return out_png

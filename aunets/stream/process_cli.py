@@ -19,20 +19,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aunets.stream.outputs import PLOT_SUFFIXES, check_output, check_paths, lock_outputs
+
+    # every output is checked, compared with the others and with the input, and claimed before the engine loads
+    config_path = args.csv.with_suffix(args.csv.suffix + ".config.json")
+    outputs = [("--csv", args.csv), ("--csv (its .config.json)", config_path), ("--plot", args.plot)]
+    check_output(args.plot, "--plot", PLOT_SUFFIXES)
+    check_paths(outputs, inputs=[("input video", Path(args.video))])
+    with lock_outputs(outputs):
+        return _process(args, config_path)
+
+
+def _process(args: argparse.Namespace, config_path: Path) -> int:
     from aunets.core.errors import SourceError
     from aunets.stream.capture import CaptureConfig
     from aunets.stream.csv_sink import OpenFaceCsvWriter
     from aunets.stream.messages import to_json
-    from aunets.stream.outputs import PLOT_SUFFIXES, check_output
     from aunets.stream.pipeline import Pipeline
     from aunets.stream.runner import RunStats, run_stream, save_config
     from aunets.stream.shutdown import StopSignals
     from aunets.stream.sources import probe
 
-    config_path = args.csv.with_suffix(args.csv.suffix + ".config.json")
-    check_output(args.csv, "--csv")  # every output is checked before the engine loads
-    check_output(config_path, "--csv (its .config.json)")
-    check_output(args.plot, "--plot", PLOT_SUFFIXES)
     pipeline_config = pipeline_config_from_args(args)
     capture_config = CaptureConfig(source=args.video, realtime=False, live=False)
     info = probe(args.video)  # a missing or unreadable file fails here, before the engine loads

@@ -36,10 +36,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aunets.stream.outputs import check_paths, lock_outputs
+
+    # every output is checked, compared with the others and with the source, and claimed before the engine loads
+    outputs = [("--csv", args.csv), ("--stats-json", args.stats_json)]
+    check_paths(outputs, inputs=[("source", Path(args.source))])
+    with lock_outputs(outputs):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from aunets.stream.capture import CaptureConfig
     from aunets.stream.csv_sink import OpenFaceCsvWriter
     from aunets.stream.messages import to_json
-    from aunets.stream.outputs import check_output, write_json
+    from aunets.stream.outputs import write_json
     from aunets.stream.pipeline import Pipeline
     from aunets.stream.publish import Sink, ZmqPublisher, check_endpoint
     from aunets.stream.runner import RunStats, run_stream
@@ -47,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
     from aunets.stream.sources import SourceInfo, VideoSource, make_source, probe
 
     # everything the user typed is checked before the engine loads
-    check_output(args.csv, "--csv")
-    check_output(args.stats_json, "--stats-json")
     warning = check_endpoint(args.pub)
     if warning:
         print(f"aunets run: WARNING: {warning}", file=sys.stderr)
