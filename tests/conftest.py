@@ -39,11 +39,13 @@ def build_tiny_engine(
     median_window: int = 5,
     flow_encoding: str = "paper",
     fixed_size: bool = False,
+    intensity: bool = False,
 ) -> Path:
     """A real, tiny ONNX engine: global average pool of the input tensor -> linear -> logits (N, heads*K).
 
     Its outputs depend on the input's channel means, so they change with the image, deterministically.
     ``fixed_size``: the graph declares its input height and width (as exported networks do), not free ones.
+    ``intensity``: as many logits again after the presence ones (the manifest's AU intensity outputs).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -53,7 +55,7 @@ def build_tiny_engine(
     spec = InputSpec(fusion=fusion, height=size, width=size)
     channels, height, width = spec.tensor_shape
     rng = np.random.default_rng(seed)
-    k = len(aus) * heads
+    k = len(aus) * heads * (2 if intensity else 1)
     weight = rng.normal(0, 1.0, size=(channels, k)).astype(np.float32)
     bias = rng.normal(0, 0.5, size=(k,)).astype(np.float32)
     graph = helper.make_graph(
@@ -82,6 +84,7 @@ def build_tiny_engine(
         input=spec,
         flow=FlowConfig(encoding=flow_encoding),  # type: ignore[arg-type]
         median_window=median_window,
+        intensity=intensity,
         provenance={"note": "random tiny engine for tests; detects nothing"},
     )
     write_manifest(out, manifest)

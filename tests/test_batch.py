@@ -17,7 +17,7 @@ import pytest
 
 from aunets.core.errors import ConfigError
 from aunets.stream.corpus import plan_jobs
-from tests.conftest import write_test_video
+from tests.conftest import build_tiny_engine, clip_frames, write_test_video
 
 
 def _aunets(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -230,3 +230,117 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.strip().startswith("aunets batch: error: input") and "does not exist" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def _long_video(path: Path, frames: int = 600) -> int:
+    """``frames`` frames (320x180 MJPG at 25 fps) of the bundled clip's first 40, looped."""
+    faces = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in clip_frames(40)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
+    for i in range(frames):
+        writer.write(faces[i % len(faces)])
+    writer.release()
+    return frames
+
+
+def _readers_of(path: Path) -> list[int]:
+    """Processes that have ``path`` open, from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == str(path) for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_batch_csv_of_an_intensity_engine_is_the_process_csv(tmp_path: Path) -> None:
+    engine = build_tiny_engine(tmp_path / "intense", intensity=True)
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_test_video(folder / "face.mp4")
+    out = tmp_path / "out"
+    res = _aunets("batch", str(folder), "--out", str(out), "--engine", str(engine), "--workers", "1",
+                  "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    reference = tmp_path / "process.csv"
+    proc = _aunets("process", str(folder / "face.mp4"), "--csv", str(reference), "--engine", str(engine),
+                   "--threads", "1", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    header = reference.read_text().splitlines()[0].split(",")
+    assert len(header) == 5 + 3 * 12 and header[-1] == "AU24_r"
+    assert {r["AU12_r"] != "" for r in _rows(reference)} == {True, False}  # faces and blank frames
+    assert (out / "face.csv").read_bytes() == reference.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_second_batch_on_one_folder_is_refused_and_sigterm_exits_143(tiny_engine: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("a.avi", "b.avi"):
+        _long_video(folder / name)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "aunets.cli", "batch", str(folder), "--out", str(out), "--engine", str(tiny_engine),
+           "--workers", "1", "--no-progress"]  # fmt: skip
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not _readers_of(folder / "a.avi") and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+        assert first.poll() is None and _readers_of(folder / "a.avi"), "the first batch never started a video"
+        index_before = (out / "index.csv").read_bytes()
+        second = _aunets("batch", str(folder), "--out", str(out), "--engine", str(tiny_engine), "--workers", "1",
+                         "--no-progress")  # fmt: skip
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 1 and len(lines) == 1, second.stderr
+        assert f"is being written by another aunets process (pid {first.pid})" in lines[0]
+        assert (out / "index.csv").read_bytes() == index_before  # no false failures written by the second
+        first.send_signal(signal.SIGTERM)  # `kill PID`
+        _, stderr = first.communicate(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    assert {r["status"] for r in _index(out).values()} == {"pending"}
+    assert not (out / "index.csv.lock").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_only_its_video_and_is_replaced(tiny_engine: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _long_video(folder / "a_long.avi")
+    n = write_test_video(folder / "b.mp4")
+    (folder / "c.mp4").write_bytes((folder / "b.mp4").read_bytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "aunets.cli", "batch", str(folder), "--out", str(out), "--engine", str(tiny_engine),
+           "--workers", "1", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (readers := _readers_of(folder / "a_long.avi")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert readers and proc.pid not in readers, "no worker on the long video"
+        os.kill(readers[0], signal.SIGKILL)  # the only worker, mid-video
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "1 of 3 videos failed" in stderr
+    index = _index(out)
+    assert index["a_long.avi"]["status"] == "failed"
+    assert "worker process died (killed by SIGKILL)" in index["a_long.avi"]["error"]
+    # a fresh worker took the dead one's place: the other videos are done, whole
+    assert index["b.mp4"]["status"] == index["c.mp4"]["status"] == "done"
+    for name in ("b.csv", "c.csv"):
+        assert [int(r["frame"]) for r in _rows(out / name)] == list(range(1, n + 1))
+    assert json.loads(stdout.strip().splitlines()[-1])["failed"] == 1
+    rerun = _aunets("batch", str(folder), "--out", str(out), "--engine", str(tiny_engine), "--workers", "1",
+                    "--no-progress", "--retry-failed", timeout=300)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert _summary(rerun)["ran"] == 1 and _index(out)["a_long.avi"]["status"] == "done"

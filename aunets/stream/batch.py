@@ -176,7 +176,8 @@ class VideoWorker:
         source = make_source(str(job.video))
         try:
             info = source.open()
-            writer = OpenFaceCsvWriter(partial, self.pipeline.aus, fps=info.fps)
+            writer = OpenFaceCsvWriter(partial, self.pipeline.aus, fps=info.fps,
+                                       intensity=self.pipeline.engine.has_intensity)
             while (image := source.read()) is not None:
                 deliver(self.pipeline.process(Frame(frames, time.monotonic_ns(), time.time(), image)))
                 frames += 1

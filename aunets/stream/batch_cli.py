@@ -30,17 +30,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             action.help = "engine (and OpenCV) threads per worker (default 1 in batch)"
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`): the batch stops as on Ctrl-C, and exits 143 as `aunets process` does."""
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def run(args: argparse.Namespace) -> int:
     from aunets.core.errors import ConfigError
-    from aunets.stream.batch import BatchBackend, BatchConfig, engine_identity, run_batch
-    from aunets.stream.corpus import plan_jobs
+    from aunets.stream.outputs import OutputLock
 
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; pass a folder (it is created when missing)")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create it ({exc.strerror or exc}); choose another --out "
+                          f"folder") from None  # fmt: skip
+    with OutputLock(args.out / "index.csv", "--out"):  # a second batch on the same folder is refused, not raced
+        try:
+            return _batch(args)
+        except _Terminated:
+            print(f"aunets batch: stopped by SIGTERM; finished videos are kept and {args.out / 'index.csv'} says "
+                  f"which are pending (run the same command again to resume)", file=sys.stderr)  # fmt: skip
+            return 128 + signal.SIGTERM
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from aunets.core.errors import ConfigError
+    from aunets.stream.batch import BatchBackend, BatchConfig, engine_identity, run_batch
+    from aunets.stream.corpus import plan_jobs
+
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.scheduler:
