@@ -369,6 +369,20 @@ def test_mismatched_engine_is_one_line_before_any_frame(tmp_path: Path, test_vid
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("key", "value"), [("mean", [float("nan"), 0.5, 0.5]), ("std", [0.2, float("inf"), 0.2])])
+def test_manifest_numbers_must_be_finite(key: str, value: list[float], tmp_path: Path,
+                                         test_video: tuple[Path, int]) -> None:  # fmt: skip
+    """A NaN mean shifts every probability (by up to 0.68 in the default engine); infinity blanks the input."""
+    bad = build_tiny_engine(tmp_path / "bad")
+    _edit_manifest(bad, input={key: value})
+    out = tmp_path / "o.csv"
+    res = subprocess.run([*CLI, "process", str(test_video[0]), "--csv", str(out), "--engine", str(bad),
+                          "--no-progress"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and f"input {key} must be finite numbers" in res.stderr, res.stderr
+    assert not out.exists()
+
+
 # --- bad outputs and options, before the engine loads ------------------------------------------------------------
 
 NO_ENGINE = ["--engine", "/nonexistent-engine"]
@@ -449,6 +463,50 @@ def test_listen_that_receives_nothing_fails() -> None:
     res = subprocess.run([*CLI, "listen", "--sub", f"tcp://127.0.0.1:{_free_port()}", "--timeout", "0.3"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 1 and "received nothing" in res.stderr
+
+
+# --- no traceback reaches the user -------------------------------------------------------------------------------
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(engine: Path, test_video: tuple[Path, int], tmp_path: Path) -> None:
+    """`aunets process CLIP | head -c 100`, made certain: the pipe's reader is gone before the summary is written."""
+    out = tmp_path / "o.csv"
+    proc = subprocess.Popen([*CLI, "process", str(test_video[0]), "--csv", str(out), "--engine", str(engine),
+                             "--no-progress", "--max-frames", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 128 + signal.SIGPIPE, stderr
+    assert stderr == "", stderr
+    assert len(_check_csv(out)) == 4  # the outputs are whole: only the summary had nowhere to go
+
+
+def test_a_camera_that_does_not_open_is_one_line(engine: Path) -> None:
+    res = subprocess.run([*CLI, "run", "97", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 1
+    assert res.stdout == ""  # no all-zero summary
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aunets run: error: camera 97 does not open"), res.stderr
+
+
+def test_a_folder_with_videos_points_to_batch(engine: Path, test_video: tuple[Path, int], tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(test_video[0].read_bytes())
+    res = subprocess.run([*CLI, "process", str(folder), "--csv", str(tmp_path / "o.csv"), "--engine", str(engine)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert "has no images but 1 video(s) (a.mp4)" in lines[0] and f"aunets batch {folder} --out DIR" in lines[0]
+    cv2.imwrite(str(folder / "still.jpg"), clip_frames(1)[0])  # videos and one image: the image is read, and said
+    res = subprocess.run([*CLI, "process", str(folder), "--csv", str(tmp_path / "o.csv"), "--engine", str(engine),
+                          "--no-progress"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "sequence of its 1 image(s); its 1 video(s) (a.mp4) are not read" in res.stderr
+    assert f"aunets batch {folder} --out DIR" in res.stderr
 
 
 # --- end of stream is not damage ---------------------------------------------------------------------------------

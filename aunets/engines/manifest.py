@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -188,8 +189,14 @@ class Manifest:
             raise ManifestError(f"unknown input fusion {self.input.fusion!r}; expected one of {FUSIONS}")
         if self.input.height <= 0 or self.input.width <= 0:
             raise ManifestError(f"input size must be positive, got {self.input.height}x{self.input.width}")
+        for name, values in (("mean", self.input.mean), ("std", self.input.std)):
+            if not all(math.isfinite(v) for v in values):  # NaN or infinity would shift or blank every input
+                raise ManifestError(f"input {name} must be finite numbers, got {list(values)}; fix the manifest's "
+                                    f"'input' or rebuild the engine with `aunets build-engine`")  # fmt: skip
         if any(s <= 0 for s in self.input.std):
             raise ManifestError(f"input std must be positive, got {self.input.std}")
+        if not (math.isfinite(self.flow.clip_fraction) and self.flow.clip_fraction > 0):
+            raise ManifestError(f"flow clip_fraction must be a finite number above 0, got {self.flow.clip_fraction}")
         if self.flow.encoding not in FLOW_ENCODINGS:
             raise ManifestError(f"unknown flow encoding {self.flow.encoding!r}; expected one of {FLOW_ENCODINGS}")
         if self.median_window < 1 or self.median_window % 2 == 0:

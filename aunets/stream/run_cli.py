@@ -76,7 +76,11 @@ def _run(args: argparse.Namespace) -> int:
 
         sinks.append(LslOutlet(pipeline.aus))
 
+    opened: list[SourceInfo] = []
+    failed_to_open = False
+
     def started(source_info: SourceInfo) -> None:
+        opened.append(source_info)
         print(f"aunets run: publishing au.frame, au.event, au.status on {publisher.last_endpoint} "
               f"(engine {pipeline.engine.manifest.name}, median window {pipeline.window}, "
               f"look-ahead {pipeline.latency_frames} frames); Ctrl-C to stop", file=sys.stderr)
@@ -89,6 +93,9 @@ def _run(args: argparse.Namespace) -> int:
             if not stop.event.is_set():
                 run_stream(capture_config, pipeline, sinks, max_frames=args.max_frames, stop=stop.event,
                            stats=stats, on_start=started)
+        except BaseException:
+            failed_to_open = not opened  # then the one-line error alone: no all-zero summary before it
+            raise
         finally:  # every stop: end of source, signal, error
             try:
                 for sink in sinks:
@@ -99,9 +106,10 @@ def _run(args: argparse.Namespace) -> int:
                     summary["lookahead_frames"] = pipeline.latency_frames
                 if stop.signum is not None:
                     summary["stopped_by"] = stop.name
-                if args.stats_json:
+                if args.stats_json and not failed_to_open:
                     write_json(args.stats_json, to_json(summary, indent=2), "--stats-json")
-                print(to_json(summary), flush=True)
+                if not failed_to_open:
+                    print(to_json(summary), flush=True)
     if stop.signum is not None:
         print(f"aunets run: stopped by {stop.name} after {stats.frames} frames", file=sys.stderr)
     return 0

@@ -70,7 +70,12 @@ class VideoSource:
 
     def open(self) -> SourceInfo:
         if self.is_camera:
-            cap = cv2.VideoCapture(int(self.spec))
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its raw [ERROR] lines: ours says it
+            try:
+                cap = cv2.VideoCapture(int(self.spec))
+            finally:
+                cv2.utils.logging.setLogLevel(level)
             if not cap.isOpened():
                 raise SourceError(
                     f"camera {self.spec} does not open; check that it is connected and not used by another program, "
@@ -143,9 +148,16 @@ class ImageFolderSource:
         self._files: list[Path] = []
         self._i = 0
         self._size: tuple[int, int] = (0, 0)
+        self.videos: list[Path] = []
+        """Videos beside the images (not read: a folder is one image sequence)."""
 
     def open(self) -> SourceInfo:
         self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.videos = videos_in(self.folder)
+        if not self._files and self.videos:
+            raise SourceError(f"folder {self.folder} has no images but {len(self.videos)} video(s) "
+                              f"({_names(self.videos)}): give one video's path, or run them all with `aunets batch "
+                              f"{self.folder} --out DIR`")  # fmt: skip
         if not self._files:
             raise SourceError(f"folder {self.folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
         first = self._load(self._files[0])
@@ -175,9 +187,26 @@ def probe(spec: str) -> SourceInfo:
     """Open ``spec`` in this process just to read its size, frame rate and length (files and folders)."""
     source = make_source(spec)
     try:
-        return source.open()
+        info = source.open()
     finally:
         source.close()
+    if isinstance(source, ImageFolderSource) and source.videos:
+        log.warning("folder %s is read as a sequence of its %d image(s); its %d video(s) (%s) are not read: give "
+                    "one video's path, or run them all with `aunets batch %s --out DIR`", spec, info.frame_count,
+                    len(source.videos), _names(source.videos), spec)  # fmt: skip
+    return info
+
+
+def videos_in(folder: Path) -> list[Path]:
+    """The video files directly in ``folder`` (by suffix, as ``aunets batch`` finds them), in name order."""
+    from aunets.stream.corpus import VIDEO_SUFFIXES
+
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+
+
+def _names(paths: list[Path], most: int = 3) -> str:
+    shown = ", ".join(p.name for p in paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 def make_source(spec: str) -> CaptureSource:
