@@ -344,3 +344,17 @@ def test_a_killed_worker_fails_only_its_video_and_is_replaced(tiny_engine: Path,
                     "--no-progress", "--retry-failed", timeout=300)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert _summary(rerun)["ran"] == 1 and _index(out)["a_long.avi"]["status"] == "done"
+
+
+def test_an_input_manifest_is_never_overwritten_by_the_index(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_test_video(tmp_path / "v.mp4")
+    manifest = out / "index.csv"
+    manifest.write_text(f"path\n{tmp_path / 'v.mp4'}\n")
+    before = manifest.read_bytes()
+    res = _aunets("batch", str(manifest), "--out", str(out), "--engine", "/nonexistent-engine")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert "is the INPUT being read" in lines[0] and "nonexistent" not in lines[0]
+    assert manifest.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["index.csv"]

@@ -40,7 +40,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aunets.core.errors import ConfigError
-    from aunets.stream.outputs import OutputLock
+    from aunets.stream.outputs import OutputLock, check_paths
 
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; pass a folder (it is created when missing)")
@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create it ({exc.strerror or exc}); choose another --out "
                           f"folder") from None  # fmt: skip
+    # a manifest or video given as input is never overwritten by the index
+    check_paths([("--out (its index.csv)", args.out / "index.csv")], inputs=[("INPUT", Path(i)) for i in args.inputs])
     with OutputLock(args.out / "index.csv", "--out"):  # a second batch on the same folder is refused, not raced
         try:
             return _batch(args)

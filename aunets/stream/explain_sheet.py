@@ -16,6 +16,7 @@ import numpy as np
 from aunets.core.au import AU_NAMES
 from aunets.core.errors import ConfigError
 from aunets.stream.explain import ExplainConfig, Explanation
+from aunets.stream.outputs import replace_when_whole, write_json
 
 
 def colourise(heat: np.ndarray, vmax: float | None = None) -> np.ndarray:
@@ -127,8 +128,9 @@ def compose_sheet(tiles: Sequence[np.ndarray], method: str, title: str, columns:
 
 def save_png(path: Path, rgb: np.ndarray) -> None:
     """Write an RGB ``uint8`` image (PNG or JPEG by the suffix); raises ConfigError naming the path on failure."""
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise ConfigError(f"cannot write {path}; check that its folder is writable")
+    with replace_when_whole(path, "explain output") as tmp:  # renamed into place when whole
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise ConfigError(f"cannot write {path}; check that its folder is writable")
 
 
 def save_explanation(out: Path, stem: str, ex: Explanation, title: str = "") -> dict[str, Any]:
@@ -159,5 +161,5 @@ def write_config(out: Path, config: ExplainConfig, extra: dict[str, Any]) -> Pat
     """``explain.json`` beside the outputs: the configuration and what was computed."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "explain.json"
-    path.write_text(json.dumps({"config": config.to_json(), **extra}, indent=2) + "\n")
+    write_json(path, json.dumps({"config": config.to_json(), **extra}, indent=2), "explain output")
     return path
