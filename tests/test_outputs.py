@@ -177,3 +177,10 @@ def test_json_and_plot_outputs_replace_the_old_file_only_when_whole(tmp_path: Pa
     assert res.returncode == 1 and "ConfigError: cannot write --stats-json" in res.stderr, res.stderr
     assert old.read_text() == '{"earlier": true}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]
+
+
+def test_a_camera_index_is_not_a_path(engine: Path, tmp_path: Path) -> None:
+    """`run 97 --csv 97` names a CSV called 97 and camera 97, not one file twice."""
+    res = _aunets("run", "97", "--csv", "97", "--engine", str(engine), "--pub", f"tcp://127.0.0.1:{_free_port()}",
+                  cwd=tmp_path)  # fmt: skip
+    _one_line_error(res, "run", "camera 97 does not open")

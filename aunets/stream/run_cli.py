@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     # every output is checked, compared with the others and with the source, and claimed before the engine loads
     outputs = [("--csv", args.csv), ("--stats-json", args.stats_json)]
-    check_paths(outputs, inputs=[("source", Path(args.source))])
+    is_path = not args.source.isdigit() and "://" not in args.source  # not a camera index or a URL
+    check_paths(outputs, inputs=[("source", Path(args.source))] if is_path else [])
     with lock_outputs(outputs):
         return _run(args)
 
