@@ -9,6 +9,11 @@ number and timestamps. Two policies:
 - **file** sources (video files, image folders): lossless. Every frame is delivered in order; the capture
   process waits for a free slot. ``realtime=True`` paces reading to the file's frame rate (to simulate a
   live source and measure latency), still without losing frames.
+
+The two processes share no condition variable: slot states change under a plain lock that the consumer only
+takes with a timeout, and each side wakes the other through a pipe (one byte per change). The consumer also
+waits on the capture process's sentinel, so the death of the capture process, at any moment (even while it
+holds the lock), ends :meth:`Capture.frames` within a second with a :class:`SourceError`.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing import shared_memory
+from multiprocessing import connection, shared_memory
 from typing import Any
 
 import cv2
@@ -56,6 +62,23 @@ class CaptureConfig:
 # slot states
 _FREE, _FILLED, _READING, _WRITING = 0, 1, 2, 3
 _TRACK_FIELDS = 6  # track id, x, y, w, h, score
+# counters (a RawArray of int64): written by one side, read by the other, no lock needed
+_DROPPED, _ENDED, _TRACK_NS, _ERROR_SENT, _STOP = range(5)
+_POLL_S = 0.05
+"""Longest wait between two checks of the stop flag, the capture process's liveness and the idle callback."""
+
+
+def _wake(conn: Any) -> None:
+    """One byte into a wake-up pipe whose write end is non-blocking: a full pipe already holds a wake-up."""
+    with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        os.write(conn.fileno(), b"\0")
+
+
+def _drain(conn: Any) -> None:
+    """Empty a wake-up pipe (non-blocking read end)."""
+    with contextlib.suppress(BlockingIOError):
+        while os.read(conn.fileno(), 4096):
+            pass
 
 
 def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> None:
@@ -63,8 +86,10 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
     exits by itself within ~0.1 s of a frame when its parent dies, so it is never orphaned."""
     ignore_stop_signals()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="aunets-parent-watch", daemon=True).start()
-    cond, states, meta, counters = shared["cond"], shared["states"], shared["meta"], shared["counters"]
-    track_meta = shared["tracks"]
+    lock, states, meta, counters = shared["lock"], shared["states"], shared["meta"], shared["counters"]
+    track_meta, filled_w, freed_r = shared["tracks"], shared["filled_w"], shared["freed_r"]
+    os.set_blocking(filled_w.fileno(), False)
+    os.set_blocking(freed_r.fileno(), False)
     cv2.setNumThreads(1)  # this process has one core's worth of work; leave the other to the pipeline
     tracker = FaceTracker(YuNetDetector(), config.tracker) if config.tracker else None
     per_slot = 1 + (config.tracker.max_faces if config.tracker else 0) * _TRACK_FIELDS
@@ -87,7 +112,7 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
     t0 = time.monotonic()
     index = 0
     try:
-        while not shared["stop"].is_set():
+        while not counters[_STOP]:
             if period:
                 delay = t0 + index * period - time.monotonic()
                 if delay > 0:
@@ -96,7 +121,7 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 image = source.read()
             except SourceError as exc:
                 ctrl.put(("error", str(exc)))
-                counters[3] = 1  # tells the consumer to wait for the message: Queue.put is asynchronous
+                counters[_ERROR_SENT] = 1  # tells the consumer to wait for the message: Queue.put is asynchronous
                 break
             if image is None:
                 break
@@ -107,14 +132,12 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
             if tracker is not None:
                 t_track = time.perf_counter_ns()
                 tracks = tracker.update(image)
-                counters[2] += time.perf_counter_ns() - t_track
-            with cond:
-                slot = _free_slot(states, live, counters, cond, shared["stop"])
-                if slot < 0:
-                    break
-                states[slot] = _WRITING
+                counters[_TRACK_NS] += time.perf_counter_ns() - t_track
+            slot = _free_slot(states, live, counters, lock, freed_r)
+            if slot < 0:
+                break
             ring[slot] = image
-            with cond:
+            with lock:
                 meta[slot * 3] = index
                 meta[slot * 3 + 1] = t_ns
                 meta[slot * 3 + 2] = t_wall
@@ -124,12 +147,11 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                     track_meta[base + 1 + k * _TRACK_FIELDS : base + 1 + (k + 1) * _TRACK_FIELDS] = [
                         t.track_id, *t.box, t.score]
                 states[slot] = _FILLED
-                cond.notify_all()
+            _wake(filled_w)
             index += 1
     finally:
-        with cond:
-            counters[1] = 1  # end of stream
-            cond.notify_all()
+        counters[_ENDED] = 1  # end of stream
+        _wake(filled_w)
         source.close()
         del ring
         shm.close()
@@ -153,32 +175,25 @@ def _exit_with_parent(parent: int, poll_s: float = 0.1) -> None:
     os._exit(0)
 
 
-@contextlib.contextmanager
-def _held(cond: Any, alive: Callable[[], bool], source: str) -> Iterator[None]:
-    """Hold ``cond``, never waiting forever for a lock a killed capture process held."""
-    while not cond.acquire(timeout=0.5):
-        if not alive():
-            raise SourceError(f"{source}: the capture process died")
-    try:
-        yield
-    finally:
-        cond.release()
-
-
-def _free_slot(states: Any, live: bool, counters: Any, cond: Any, stop: Any) -> int:
-    """Under ``cond``: a free slot; live sources reclaim the oldest unread frame (a drop), files wait."""
+def _free_slot(states: Any, live: bool, counters: Any, lock: Any, freed_r: Any) -> int:
+    """A slot marked ``_WRITING`` (-1: stopped): a free one; live sources reclaim the oldest unread frame (a
+    drop), files wait for the consumer to free one."""
     while True:
-        for i in range(len(states)):
-            if states[i] == _FREE:
-                return i
-        if live:
-            filled = [i for i in range(len(states)) if states[i] == _FILLED]
-            if filled:
-                counters[0] += 1
-                return filled[0]
-        if stop.is_set():
+        _drain(freed_r)
+        with lock:
+            for i in range(len(states)):
+                if states[i] == _FREE:
+                    states[i] = _WRITING
+                    return i
+            if live:
+                filled = [i for i in range(len(states)) if states[i] == _FILLED]
+                if filled:
+                    counters[_DROPPED] += 1
+                    states[filled[0]] = _WRITING
+                    return filled[0]
+        if counters[_STOP]:
             return -1
-        cond.wait(0.1)
+        connection.wait([freed_r], timeout=0.1)
 
 
 class Capture:
@@ -188,49 +203,77 @@ class Capture:
     next frame is requested.
     """
 
-    def __init__(self, config: CaptureConfig) -> None:
+    def __init__(self, config: CaptureConfig, stop: threading.Event | None = None) -> None:
+        """``stop``: set (by a signal handler) to give up waiting, while the source opens or between frames."""
         if config.slots < 3:
             raise SourceError(f"capture needs at least 3 slots, got {config.slots}")
         self.config = config
+        self.stop = stop
+        self.stopped = False
+        """True when ``stop`` was set before the source opened (:meth:`start` then returns None)."""
         self._ctx = mp.get_context("spawn")
         self.info: SourceInfo | None = None
         self._proc: Any = None
         self._shm: shared_memory.SharedMemory | None = None
         self.error: str | None = None
+        self._closed = False
         self._per_slot = 1 + (config.tracker.max_faces if config.tracker else 0) * _TRACK_FIELDS
 
     @property
     def dropped(self) -> int:
         """Frames a live source produced that were replaced by newer ones before being processed."""
-        return int(self._shared["counters"][0]) if self._proc is not None else 0
+        return int(self._shared["counters"][_DROPPED]) if self._proc is not None else 0
 
     @property
     def detect_seconds(self) -> float:
         """Time the capture process spent tracking faces (with ``tracker`` set), in seconds."""
-        return int(self._shared["counters"][2]) / 1e9 if self._proc is not None else 0.0
+        return int(self._shared["counters"][_TRACK_NS]) / 1e9 if self._proc is not None else 0.0
 
-    def start(self) -> SourceInfo:
+    def start(self) -> SourceInfo | None:
+        """Start the capture process and open the source; None when ``stop`` was set first."""
         ctx = self._ctx
         slots = self.config.slots
         self._ctrl = ctx.Queue()
+        filled_r, filled_w = ctx.Pipe(duplex=False)
+        freed_r, freed_w = ctx.Pipe(duplex=False)
+        for conn in (filled_r, filled_w, freed_r, freed_w):
+            os.set_blocking(conn.fileno(), False)
+        self._filled_r, self._freed_w = filled_r, freed_w
         self._shared = {
-            "cond": ctx.Condition(),
+            "lock": ctx.Lock(),
             "states": ctx.RawArray("b", slots),
             "meta": ctx.RawArray("d", slots * 3),
-            "counters": ctx.RawArray("q", 4),  # dropped, end of stream, tracking ns, error sent
+            "counters": ctx.RawArray("q", 5),  # see _DROPPED ... _STOP
             "tracks": ctx.RawArray("d", slots * self._per_slot),
-            "stop": ctx.Event(),
+            "filled_w": filled_w,
+            "freed_r": freed_r,
             "reply": ctx.Queue(),
         }
         self._proc = ctx.Process(
             target=_capture_main, args=(self.config, self._ctrl, self._shared), name="aunets-capture", daemon=True
         )
         self._proc.start()
-        try:
-            kind, payload = self._ctrl.get(timeout=self.config.start_timeout_s)
-        except queue.Empty:
-            self.close()
-            raise SourceError(f"{self.config.source}: the capture process did not start in time") from None
+        # the child has its own copies of its pipe ends: closing ours lets its death reach us as EOF too
+        filled_w.close()
+        freed_r.close()
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while True:
+            try:
+                kind, payload = self._ctrl.get(timeout=_POLL_S)
+                break
+            except queue.Empty:
+                pass
+            if self.stop is not None and self.stop.is_set():
+                self.stopped = True
+                self.close()
+                return None
+            if not self._proc.is_alive() and self._ctrl.empty():
+                error = self._death()
+                self.close()
+                raise SourceError(error)
+            if time.monotonic() > deadline:
+                self.close()
+                raise SourceError(f"{self.config.source}: the capture process did not start in time") from None
         if kind == "error":
             self.close()
             raise SourceError(payload)
@@ -242,47 +285,92 @@ class Capture:
         self._shared["reply"].put(self._shm.name)
         return info
 
-    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+    def frames(self, stop: threading.Event | None = None,
+               on_idle: Callable[[float], None] | None = None) -> Iterator[Frame]:
         """Frames in order (files) or newest first (live sources) until the source ends (or ``stop`` is set
-        while waiting for the next frame)."""
-        if self.info is None:
-            self.start()
+        while waiting for the next frame). ``on_idle(seconds)`` is called about every 50 ms while no frame has
+        come for ``seconds`` (a heartbeat keeps beating while the source stalls). Raises
+        :class:`SourceError` within about 50 ms of the capture process's death."""
+        if self.info is None and self.start() is None:
+            return
+        stop = stop if stop is not None else self.stop
         sh = self._shared
-        cond, states, meta, counters = sh["cond"], sh["states"], sh["meta"], sh["counters"]
+        lock, states, meta, counters = sh["lock"], sh["states"], sh["meta"], sh["counters"]
         reading = -1
+        t_wait = time.monotonic()
+
+        def wait(what: list[Any]) -> bool:
+            """Wait up to 50 ms for ``what``; False when stopped; raises when the capture process died."""
+            if stop is not None and stop.is_set():
+                return False
+            error = self._dead()
+            if error:
+                raise SourceError(error)
+            connection.wait(what, timeout=_POLL_S)
+            if on_idle is not None:
+                on_idle(time.monotonic() - t_wait)
+            return True
+
+        def acquire() -> bool:
+            """The slot lock, never waiting long for one a killed or stopped capture process holds."""
+            while not lock.acquire(timeout=_POLL_S):
+                if not wait([self._proc.sentinel]):
+                    return False
+            return True
+
         while True:
-            with _held(cond, self._proc.is_alive, self.config.source):
-                if reading >= 0:
-                    states[reading] = _FREE
-                    cond.notify_all()
-                    reading = -1
-                while True:
+            t_wait = time.monotonic()
+            if reading >= 0:
+                if not acquire():
+                    return
+                states[reading] = _FREE
+                lock.release()
+                _wake(self._freed_w)
+                reading = -1
+            while True:
+                _drain(self._filled_r)
+                if not acquire():
+                    return
+                try:
+                    ended = counters[_ENDED]  # read first: a frame filled before the end is then seen below
                     filled = [i for i in range(len(states)) if states[i] == _FILLED]
                     if filled:
-                        break
-                    if counters[1]:
-                        self._check_error()
-                        return
-                    if stop is not None and stop.is_set():
-                        return
-                    cond.wait(0.05)
-                    if not self._proc.is_alive() and not any(states[i] == _FILLED for i in range(len(states))):
-                        self._check_error()
-                        if not counters[1]:
-                            raise SourceError(f"{self.config.source}: the capture process died")
-                        return
-                order = sorted(filled, key=lambda i: meta[i * 3])
-                if self.live:
-                    reading = order[-1]
-                    for stale in order[:-1]:
-                        states[stale] = _FREE
-                        counters[0] += 1
-                else:
-                    reading = order[0]
-                states[reading] = _READING
-                index, t_ns, t_wall = int(meta[reading * 3]), int(meta[reading * 3 + 1]), float(meta[reading * 3 + 2])
-                tracks = self._tracks(reading) if self.config.tracker else None
+                        order = sorted(filled, key=lambda i: meta[i * 3])
+                        if self.live:
+                            reading = order[-1]
+                            for stale in order[:-1]:
+                                states[stale] = _FREE
+                                counters[_DROPPED] += 1
+                        else:
+                            reading = order[0]
+                        states[reading] = _READING
+                        index, t_ns = int(meta[reading * 3]), int(meta[reading * 3 + 1])
+                        t_wall = float(meta[reading * 3 + 2])
+                        tracks = self._tracks(reading) if self.config.tracker else None
+                finally:
+                    lock.release()
+                if filled:
+                    break
+                if ended:
+                    self._check_error()
+                    return
+                if not wait([self._filled_r, self._proc.sentinel]):
+                    return
+            if self.live and len(filled) > 1:
+                _wake(self._freed_w)
             yield Frame(index=index, t_capture_ns=t_ns, t_wall=t_wall, image=self._ring[reading], tracks=tracks)
+
+    def _dead(self) -> str | None:
+        """None while the capture process lives or ended the stream itself; else the error that says so."""
+        if self._proc.is_alive() or self._shared["counters"][_ENDED]:
+            return None
+        return self._death()
+
+    def _death(self) -> str:
+        code = self._proc.exitcode
+        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and -code in
+               signal.valid_signals() else f"exit code {code}")  # fmt: skip
+        return f"{self.config.source}: the capture process died ({how})"
 
     def _tracks(self, slot: int) -> tuple[Track, ...]:
         data = self._shared["tracks"]
@@ -294,7 +382,7 @@ class Capture:
         return tuple(out)
 
     def _check_error(self) -> None:
-        wait = 10.0 if self._shared["counters"][3] else 0.0
+        wait = 10.0 if self._shared["counters"][_ERROR_SENT] else 0.0
         try:
             while self.error is None:
                 kind, payload = self._ctrl.get(timeout=wait) if wait else self._ctrl.get_nowait()
@@ -306,18 +394,18 @@ class Capture:
             raise SourceError(self.error)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._proc is not None:
-            self._shared["stop"].set()
-            cond = self._shared["cond"]
-            if cond.acquire(timeout=1.0):  # a child killed while holding it leaves it locked for good
-                try:
-                    cond.notify_all()
-                finally:
-                    cond.release()
-            self._proc.join(timeout=5.0)
-            if self._proc.is_alive():
-                self._proc.terminate()
+            self._shared["counters"][_STOP] = 1
+            _wake(self._freed_w)
+            self._proc.join(timeout=1.0)  # it checks the flag between frames and while it waits for a slot
+            if self._proc.is_alive():  # stopped (SIGSTOP) or stuck in a read or open: it ignores SIGTERM
+                self._proc.kill()
                 self._proc.join(timeout=2.0)
+            for conn in (self._filled_r, self._freed_w):
+                conn.close()
         if self._shm is not None:
             if hasattr(self, "_ring"):
                 del self._ring

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,14 +120,15 @@ class ZmqPublisher:
     def publish_status(self, status: Mapping[str, Any]) -> None:
         self._send(TOPIC_STATUS, status_payload(status, self._next(TOPIC_STATUS), time.time()))
 
-    def wait_for_subscriber(self, timeout_s: float) -> bool:
-        """Block until at least one subscriber has subscribed (so no early message is lost), or time out."""
+    def wait_for_subscriber(self, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """Block until at least one subscriber has subscribed (so no early message is lost), or time out, or
+        ``stop`` is set (checked every 50 ms)."""
         deadline = time.monotonic() + timeout_s
         while self.subscribers == 0:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (stop is not None and stop.is_set()):
                 return False
-            if self._sock.poll(int(remaining * 1000) + 1, zmq.POLLIN):
+            if self._sock.poll(int(min(remaining, 0.05) * 1000) + 1, zmq.POLLIN):
                 self._drain_subscriptions()
         return True
 

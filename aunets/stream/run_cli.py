@@ -89,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     stats = RunStats()
     with StopSignals() as stop:
         try:
-            if args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber):
+            if (args.wait_subscriber > 0 and not publisher.wait_for_subscriber(args.wait_subscriber, stop.event)
+                    and not stop.event.is_set()):
                 print(f"aunets run: no subscriber after {args.wait_subscriber} s, starting anyway", file=sys.stderr)
             if not stop.event.is_set():
                 run_stream(capture_config, pipeline, sinks, max_frames=args.max_frames, stop=stop.event,

@@ -119,8 +119,9 @@ def run_stream(
     if pipeline.tracking_in_capture and capture_config.tracker is None:
         # face tracking depends only on the frames: run it in the capture process, on the other core
         capture_config = replace(capture_config, tracker=pipeline.config.tracker)
-    with Capture(capture_config) as cap:
-        assert cap.info is not None
+    with Capture(capture_config, stop=stop) as cap:
+        if cap.info is None:  # stopped while the source was opening
+            return stats
         if on_start is not None:
             on_start(cap.info)
         if progress:
@@ -128,23 +129,15 @@ def run_stream(
 
             bar = tqdm(total=cap.info.frame_count if cap.info.frame_count > 0 else None, unit="frame", desc="frames")
         t_start = time.perf_counter()
-        last_status = t_start
-        frames_at_status = 0
+        beat = _Heartbeat(capture_config.source, sinks, stats, recent, cap, status_every_s, t_start)
         try:
-            for frame in cap.frames(stop):
+            for frame in cap.frames(stop, on_idle=beat.idle):
                 results = pipeline.process(frame)
                 _deliver(results, sinks, stats, recent)
                 stats.frames += 1
                 if bar is not None:
                     bar.update(1)
-                now = time.perf_counter()
-                if now - last_status >= status_every_s:
-                    stats.dropped = cap.dropped
-                    status = _status(stats, recent, (stats.frames - frames_at_status) / (now - last_status))
-                    for sink in sinks:
-                        sink.publish_status(status)
-                    recent.clear()
-                    frames_at_status, last_status = stats.frames, now
+                beat.frame()
                 if max_frames is not None and stats.frames >= max_frames:
                     break
                 if stop is not None and stop.is_set():
@@ -159,6 +152,50 @@ def run_stream(
             if bar is not None:
                 bar.close()
     return stats
+
+
+class _Heartbeat:
+    """The ``au.status`` of every ``every_s`` seconds, between frames and while the source gives none (a
+    stalled camera, network stream or capture process): then ``stalled`` is true, and the console is told
+    once when the stall begins and once when frames come again."""
+
+    STALL_S = 1.0
+    """Seconds without a frame after which the source counts as stalled."""
+
+    def __init__(self, source: str, sinks: Sequence[Sink], stats: RunStats, recent: deque[float], cap: Capture,
+                 every_s: float, t_start: float) -> None:
+        self.source, self.sinks, self.stats, self.recent, self.cap = source, sinks, stats, recent, cap
+        self.every_s = every_s
+        self.last = t_start
+        self.frames_at_last = 0
+        self.stalled_s = 0.0
+
+    def frame(self) -> None:
+        if self.stalled_s:
+            log.warning("%s: frames again after %.1f s without one", self.source, self.stalled_s)
+            self.stalled_s = 0.0
+        self._maybe_send(stalled=False)
+
+    def idle(self, waited_s: float) -> None:
+        """Called by :meth:`Capture.frames` while it waits ``waited_s`` seconds for a frame."""
+        if waited_s >= self.STALL_S:
+            if not self.stalled_s:
+                log.warning("%s: no frame for %.1f s, the source is stalled; still waiting (Ctrl-C to stop)",
+                            self.source, waited_s)
+            self.stalled_s = waited_s
+        self._maybe_send(stalled=bool(self.stalled_s))
+
+    def _maybe_send(self, stalled: bool) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every_s:
+            return
+        self.stats.dropped = self.cap.dropped
+        status = _status(self.stats, self.recent, (self.stats.frames - self.frames_at_last) / (now - self.last))
+        status["stalled"] = stalled
+        for sink in self.sinks:
+            sink.publish_status(status)
+        self.recent.clear()
+        self.frames_at_last, self.last = self.stats.frames, now
 
 
 def _deliver(results: Sequence[Any], sinks: Sequence[Sink], stats: RunStats, recent: deque[float]) -> None:
