@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         sock.close(0)
         raise ConfigError(f"cannot open --record {args.record}: {exc.strerror or exc}; choose another path") from None
+    good = record.tell() if record else 0  # bytes of whole lines in the file
     last_seq: dict[str, int] = {}
     received = 0
     try:
@@ -61,16 +63,25 @@ def run(args: argparse.Namespace) -> int:
             topic, payload = topic_b.decode(), json.loads(payload_b)
             received += 1
             seq = payload.get("seq", -1)
-            if topic in last_seq and seq != last_seq[topic] + 1:
+            if topic in last_seq and seq <= last_seq[topic]:  # seq only grows while one publisher lives
+                print(f"# publisher restarted: {topic} seq {last_seq[topic]} -> {seq}", file=sys.stderr)
+            elif topic in last_seq and seq != last_seq[topic] + 1:
                 print(f"# gap on {topic}: seq {last_seq[topic]} -> {seq}", file=sys.stderr)
             last_seq[topic] = seq
             if record:
                 try:
                     record.write(json.dumps({"topic": topic, "t_receive": time.time(), "payload": payload}) + "\n")
                     record.flush()
+                    good = record.tell()
                 except OSError as exc:
+                    with contextlib.suppress(OSError):  # close retries the buffer: suppress, then cut it off
+                        record.close()
+                    record = None
+                    with contextlib.suppress(OSError):  # cut a half-written last line off
+                        os.truncate(args.record, good)
                     raise ConfigError(f"cannot write --record {args.record} after {received - 1} messages: "
-                                      f"{exc.strerror or exc}; free disk space or choose another path") from None
+                                      f"{exc.strerror or exc}; the file ends with the last whole one; free disk "
+                                      f"space or choose another path") from None
             print(_format(topic, payload), flush=True)
     except KeyboardInterrupt:
         pass
