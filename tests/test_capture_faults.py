@@ -98,6 +98,25 @@ def test_sigkill_of_the_capture_process_ends_the_parent_within_a_second_rows_kep
     assert [f for f in shm if os.path.exists(f)] == []  # the ring and the semaphores are unlinked
 
 
+def test_sigkill_of_the_capture_process_at_many_moments_never_hangs(tiny_engine: Path, video: Path,
+                                                                    tmp_path: Path) -> None:
+    """Main hung in 4 of 6 such kills (a Condition whose waiter was killed). `process` runs as fast as it can,
+    so the capture process is as often waiting for a slot, or holding the slot lock, as reading."""
+    for k, rows in enumerate((1, 4, 9, 17, 33, 65)):
+        out = tmp_path / f"o{k}.csv"
+        with _cli("process", str(video), "--engine", str(tiny_engine), "--csv", str(out), "--no-progress") as proc:
+            _wait_for(lambda: _csv_rows(out) >= rows or proc.poll() is not None, 90, f"{rows} CSV rows")  # noqa: B023
+            child = _capture_child(proc.pid)
+            assert proc.poll() is None and child is not None
+            os.kill(child, signal.SIGKILL)
+            t_kill = time.monotonic()
+            _, stderr = proc.communicate(timeout=30)
+            took = time.monotonic() - t_kill
+        assert took < 1.5 and proc.returncode == 1, (rows, took, stderr)
+        assert "killed by SIGKILL" in stderr and "Traceback" not in stderr, stderr
+        assert len(_check_csv(out)) >= rows
+
+
 def test_stop_signal_during_wait_subscriber_exits_at_once_with_zero(tiny_engine: Path, video: Path) -> None:
     port = _free_port()
     with _cli("run", str(video), "--engine", str(tiny_engine), "--pub", f"tcp://127.0.0.1:{port}",

@@ -81,6 +81,7 @@ def test_header_count_and_size_are_limited(server: Any) -> None:
     assert _exchange(port, ok)[0] == 200  # and the server still serves
 
 
+@pytest.mark.slow
 def test_a_request_that_trickles_in_is_cut_at_the_deadline(server: Any) -> None:
     """Slowloris: one header line every 0.4 s would keep a connection open forever without a deadline."""
     port = server.server.port
