@@ -23,6 +23,8 @@ class Frame:
     copy what you keep.
     ``tracks``: the faces tracked in this frame when the capture process tracked them (largest first), else
     None and the pipeline tracks faces itself.
+    ``t_media``: the frame's presentation time in a video file or image folder, in seconds from its first frame
+    (the container's real time stamps, also on variable-frame-rate files); None for live sources.
     """
 
     index: int
@@ -30,3 +32,4 @@ class Frame:
     t_wall: float
     image: np.ndarray
     tracks: tuple[Track, ...] | None = None
+    t_media: float | None = None

@@ -35,7 +35,7 @@ class FaceResult:
     ``AUxx_r``); empty when the engine has no intensity output. ``events``: onsets/offsets at this frame. When a
     track ends, its open AUs get offsets in an extra :attr:`events_only` result (no probabilities; sinks publish
     only its events). ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this
-    frame.
+    frame; ``t_media`` its presentation time in seconds in a video file (None for live sources).
     """
 
     frame_index: int
@@ -50,6 +50,7 @@ class FaceResult:
     states: dict[int, bool] = field(default_factory=dict)
     events: tuple[AUEvent, ...] = ()
     intensity: dict[int, float] = field(default_factory=dict)
+    t_media: float | None = None
 
     @property
     def no_face(self) -> bool:

@@ -179,7 +179,8 @@ class VideoWorker:
             writer = OpenFaceCsvWriter(partial, self.pipeline.aus, fps=info.fps,
                                        intensity=self.pipeline.engine.has_intensity)
             while (image := source.read()) is not None:
-                deliver(self.pipeline.process(Frame(frames, time.monotonic_ns(), time.time(), image)))
+                deliver(self.pipeline.process(Frame(frames, time.monotonic_ns(), time.time(), image,
+                                                    t_media=source.timestamp())))
                 frames += 1
                 now = time.perf_counter()
                 if progress is not None and now - last_report >= report_every_s:

@@ -7,8 +7,8 @@ number and timestamps. Two policies:
 - **live** sources (webcams, network streams): latest-frame. The consumer always gets the newest frame;
   frames it had no time for are dropped and counted (:attr:`Capture.dropped`), never queued.
 - **file** sources (video files, image folders): lossless. Every frame is delivered in order; the capture
-  process waits for a free slot. ``realtime=True`` paces reading to the file's frame rate (to simulate a
-  live source and measure latency), still without losing frames.
+  process waits for a free slot. ``realtime=True`` hands each frame over at its presentation time (to
+  simulate a live source and measure latency), still without losing frames.
 
 The two processes share no condition variable: slot states change under a plain lock that the consumer only
 takes with a timeout, and each side wakes the other through a pipe (one byte per change). The consumer also
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import queue
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    """``source``: camera index, file, URL or folder. ``realtime``: pace file sources to their frame rate.
+    """``source``: camera index, file, URL or folder. ``realtime``: pace file sources to their presentation times.
     ``slots``: frames in the shared ring (>= 3). ``live``: force the latest-frame policy (None: by source kind).
     ``tracker``: when set, the capture process also tracks faces (YuNet) and hands the tracks over with each
     frame, so detection runs on the second core, in parallel with the pipeline's flow and engine.
@@ -61,6 +62,7 @@ class CaptureConfig:
 
 # slot states
 _FREE, _FILLED, _READING, _WRITING = 0, 1, 2, 3
+_META = 4  # per slot: index, monotonic ns, wall time, presentation time (NaN: none)
 _TRACK_FIELDS = 6  # track id, x, y, w, h, score
 # counters (a RawArray of int64): written by one side, read by the other, no lock needed
 _DROPPED, _ENDED, _TRACK_NS, _ERROR_SENT, _STOP = range(5)
@@ -113,10 +115,6 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
     index = 0
     try:
         while not counters[_STOP]:
-            if period:
-                delay = t0 + index * period - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
             try:
                 image = source.read()
             except SourceError as exc:
@@ -125,6 +123,11 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 break
             if image is None:
                 break
+            t_media = source.timestamp()
+            if period:  # a file's frame is handed over at its presentation time (variable frame rates too)
+                delay = t0 + (index * period if t_media is None else t_media) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             t_ns, t_wall = time.monotonic_ns(), time.time()
             if image.shape != (info.height, info.width, 3) or image.nbytes != frame_bytes:
                 image = cv2.resize(image, (info.width, info.height))
@@ -138,9 +141,8 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 break
             ring[slot] = image
             with lock:
-                meta[slot * 3] = index
-                meta[slot * 3 + 1] = t_ns
-                meta[slot * 3 + 2] = t_wall
+                meta[slot * _META : (slot + 1) * _META] = [
+                    index, t_ns, t_wall, math.nan if t_media is None else t_media]
                 base = slot * per_slot
                 track_meta[base] = len(tracks)
                 for k, t in enumerate(tracks):
@@ -242,7 +244,7 @@ class Capture:
         self._shared = {
             "lock": ctx.Lock(),
             "states": ctx.RawArray("b", slots),
-            "meta": ctx.RawArray("d", slots * 3),
+            "meta": ctx.RawArray("d", slots * _META),
             "counters": ctx.RawArray("q", 5),  # see _DROPPED ... _STOP
             "tracks": ctx.RawArray("d", slots * self._per_slot),
             "filled_w": filled_w,
@@ -335,7 +337,7 @@ class Capture:
                     ended = counters[_ENDED]  # read first: a frame filled before the end is then seen below
                     filled = [i for i in range(len(states)) if states[i] == _FILLED]
                     if filled:
-                        order = sorted(filled, key=lambda i: meta[i * 3])
+                        order = sorted(filled, key=lambda i: meta[i * _META])
                         if self.live:
                             reading = order[-1]
                             for stale in order[:-1]:
@@ -344,8 +346,7 @@ class Capture:
                         else:
                             reading = order[0]
                         states[reading] = _READING
-                        index, t_ns = int(meta[reading * 3]), int(meta[reading * 3 + 1])
-                        t_wall = float(meta[reading * 3 + 2])
+                        index, t_ns, t_wall, t_media = meta[reading * _META : (reading + 1) * _META]
                         tracks = self._tracks(reading) if self.config.tracker else None
                 finally:
                     lock.release()
@@ -358,7 +359,8 @@ class Capture:
                     return
             if self.live and len(filled) > 1:
                 _wake(self._freed_w)
-            yield Frame(index=index, t_capture_ns=t_ns, t_wall=t_wall, image=self._ring[reading], tracks=tracks)
+            yield Frame(index=int(index), t_capture_ns=int(t_ns), t_wall=float(t_wall), image=self._ring[reading],
+                        tracks=tracks, t_media=None if math.isnan(t_media) else float(t_media))
 
     def _dead(self) -> str | None:
         """None while the capture process lives or ended the stream itself; else the error that says so."""

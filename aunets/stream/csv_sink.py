@@ -1,7 +1,8 @@
 """OpenFace-compatible CSV output.
 
-Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds: the frame's time in the video,
-``index / fps``, for files; seconds since the first captured frame for live sources),
+Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds: the frame's presentation time
+in the video for files, read from the container, so variable-frame-rate files are right too; seconds since the
+first captured frame for live sources),
 ``confidence``, ``success``, then ``AUxx_c`` (0/1 presence after the median) for each AU, then ``AUxx_p`` (raw
 probability), then, for engines with an intensity output, ``AUxx_r`` (intensity 0..5 after the median, OpenFace's
 column name and scale). OpenFace and py-feat readers load it. A no-face frame is a row with ``success`` 0 and empty
@@ -85,7 +86,10 @@ class OpenFaceCsvWriter:
             if self._t0_ns is None:
                 self._t0_ns = r.t_capture_ns
             row: list[Any] = [r.frame_index + 1, r.track_id if r.track_id is not None else 0]
-            seconds = r.frame_index / self._fps if self._fps else (r.t_capture_ns - self._t0_ns) / 1e9
+            if r.t_media is not None:
+                seconds = r.t_media
+            else:
+                seconds = r.frame_index / self._fps if self._fps else (r.t_capture_ns - self._t0_ns) / 1e9
             row.append(f"{seconds:.3f}")
             if r.no_face:
                 row += ["0.00", 0] + [""] * ((3 if self.intensity else 2) * len(self.aus))

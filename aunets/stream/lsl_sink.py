@@ -5,7 +5,9 @@ channel ``track`` holding the face's track id: one sample per face per frame (wi
 samples share a frame's time stamp; split them by ``track``), and one all-NaN sample for a frame with no face;
 and ``<name>-events`` (type ``Markers``), strings like ``"AU12 onset track 0"``.
 Samples are stamped with the frame's **capture** time: LSL's clock (``pylsl.local_clock()``) and
-``time.monotonic()`` are the same clock on Linux, so LabRecorder aligns them with other streams exactly.
+``time.monotonic()`` are the same clock on Linux, so LabRecorder aligns them with other streams exactly. Frames of
+a video file are stamped at the first frame's capture time plus their presentation time in the file, so the
+stream keeps the file's own timing (variable frame rates too) rather than the capture process's jitter.
 """
 
 from __future__ import annotations
@@ -51,10 +53,19 @@ class LslOutlet:
         self._data = pylsl.StreamOutlet(info)
         markers = pylsl.StreamInfo(f"{name}-events", "Markers", 1, 0.0, pylsl.cf_string, f"{source_id}-events")
         self._events = pylsl.StreamOutlet(markers)
+        self._media_origin: float | None = None  # LSL time of a file's t_media = 0
+
+    def _stamp(self, r: FaceResult) -> float:
+        """The LSL time stamp of ``r``'s frame, in seconds."""
+        if r.t_media is None:
+            return r.t_capture_ns / 1e9
+        if self._media_origin is None:
+            self._media_origin = r.t_capture_ns / 1e9 - r.t_media
+        return self._media_origin + r.t_media
 
     def publish_results(self, results: Sequence[FaceResult]) -> None:
         for r in results:
-            stamp = r.t_capture_ns / 1e9
+            stamp = self._stamp(r)
             for event in r.events:
                 self._events.push_sample([f"{au_key(event.au)} {event.kind} track {event.track_id}"], stamp)
             if r.events_only:

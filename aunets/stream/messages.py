@@ -20,13 +20,16 @@ TOPICS = (TOPIC_FRAME, TOPIC_EVENT, TOPIC_STATUS)
 
 
 def frame_payload(result: FaceResult, seq: int, t_publish: float) -> dict[str, Any]:
-    """``au.frame``: one processed frame of one face track (or ``no_face``). Times in seconds since the epoch."""
+    """``au.frame``: one processed frame of one face track (or ``no_face``). ``t_capture``/``t_publish`` in
+    seconds since the epoch; ``t_media`` the frame's presentation time in a video file, in seconds from its
+    first frame (null for live sources)."""
     return {
         "schema": SCHEMA,
         "seq": seq,
         "frame": result.frame_index,
         "t_capture": result.t_wall,
         "t_publish": t_publish,
+        "t_media": None if result.t_media is None else round(result.t_media, 6),
         "no_face": result.track_id is None,
         "track_id": result.track_id,
         "box": [round(v, 1) for v in result.box] if result.box else None,

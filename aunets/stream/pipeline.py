@@ -69,9 +69,13 @@ class PipelineConfig:
         return data
 
 
+_FrameMeta = tuple[int, int, float, float | None]
+"""A frame's index, capture ns (monotonic), wall time (s) and presentation time (s, None for live sources)."""
+
+
 @dataclass
 class _Pending:
-    frame: tuple[int, int, float]
+    frame: _FrameMeta
     box: Box
     confidence: float
     view: int
@@ -86,7 +90,7 @@ class _TrackState:
         self.events = EventDetector(aus, track_id)
         self.pending: deque[_Pending] = deque()
         self.view_probs: np.ndarray | None = None
-        self.last_seen: tuple[int, int, float] = (0, 0, 0.0)
+        self.last_seen: _FrameMeta = (0, 0, 0.0, None)
 
 
 class Pipeline:
@@ -138,7 +142,7 @@ class Pipeline:
         t0 = time.perf_counter()
         tracks = list(frame.tracks) if frame.tracks is not None else self.tracker.update(frame.image)
         t1 = time.perf_counter()
-        meta = (frame.index, frame.t_capture_ns, frame.t_wall)
+        meta = (frame.index, frame.t_capture_ns, frame.t_wall, frame.t_media)
         results: list[FaceResult] = []
         live_ids = {t.track_id for t in tracks}
         for track_id, state in list(self._tracks.items()):
@@ -152,7 +156,7 @@ class Pipeline:
         if not tracks:
             self._prev_gray = gray
             self.timings["detect"] += t1 - t0
-            results.append(FaceResult(frame.index, frame.t_capture_ns, frame.t_wall))
+            results.append(FaceResult(frame.index, frame.t_capture_ns, frame.t_wall, t_media=frame.t_media))
             return results
 
         prev = self._prev_gray if self._prev_gray is not None else gray
@@ -180,7 +184,7 @@ class Pipeline:
         self.timings["median"] += t5 - t4
         return results
 
-    def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray, meta: tuple[int, int, float],
+    def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray, meta: _FrameMeta,
                 intensity: np.ndarray | None = None) -> list[FaceResult]:
         """Push one frame's probabilities (N, K), and intensities (N, K) when given, into each track's median
         (one median over both, side by side); the results that became final."""
@@ -195,14 +199,14 @@ class Pipeline:
                 results.append(self._finish(track.track_id, state, out[1]))
         return results
 
-    def _process_gpu(self, frame: Frame, tracks: list[Track], meta: tuple[int, int, float], t0: float,
+    def _process_gpu(self, frame: Frame, tracks: list[Track], meta: _FrameMeta, t0: float,
                      t1: float) -> list[FaceResult]:
         """The GPU frame path: one upload, crop/flow/normalise/detectors on the GPU, probabilities back."""
         assert self.gpu is not None
         if not tracks:
             self.gpu.infer(frame.image, [])  # keeps the frame as the previous one
             self.timings["detect"] += t1 - t0
-            return [FaceResult(frame.index, frame.t_capture_ns, frame.t_wall)]
+            return [FaceResult(frame.index, frame.t_capture_ns, frame.t_wall, t_media=frame.t_media)]
         size = self.engine.manifest.input.height
         rgbs = [cv2.cvtColor(crop_square(frame.image, t.box, self.config.margin, size), cv2.COLOR_BGR2RGB)
                 if self.engine.has_view_classifier else None for t in tracks]
@@ -262,7 +266,7 @@ class Pipeline:
         k = len(self.aus)
         smoothed, intensity = smoothed[:k], smoothed[k:]
         on = smoothed >= self.thresholds
-        index, t_ns, t_wall = p.frame
+        index, t_ns, t_wall, t_media = p.frame
         events = state.events.update(on, p.probs, index, t_wall)
         return FaceResult(
             frame_index=index,
@@ -277,14 +281,15 @@ class Pipeline:
             states={a: bool(v) for a, v in zip(self.aus, on, strict=True)},
             events=tuple(events),
             intensity={a: float(v) for a, v in zip(self.aus, intensity, strict=True)} if len(intensity) else {},
+            t_media=t_media,
         )
 
     def _end_track(self, track_id: int) -> list[FaceResult]:
         """Results held back by the look-ahead, then an events-only result with offsets of AUs still on."""
         state = self._tracks.pop(track_id)
         results = [self._finish(track_id, state, smoothed) for _, smoothed in state.median.flush()]
-        index, t_ns, t_wall = state.last_seen
+        index, t_ns, t_wall, t_media = state.last_seen
         closing = state.events.close(index, t_wall)
         if closing:
-            results.append(FaceResult(index, t_ns, t_wall, track_id=track_id, events=tuple(closing)))
+            results.append(FaceResult(index, t_ns, t_wall, track_id=track_id, events=tuple(closing), t_media=t_media))
         return results

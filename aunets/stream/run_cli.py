@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="messages queued per subscriber before ZeroMQ drops for it (default 10000); a small N "
                         "keeps a slow subscriber near the newest messages (it sees seq gaps instead of lag)")
     p.add_argument("--realtime", action="store_true",
-                   help="pace a video file to its frame rate (as if live); every frame is still processed")
+                   help="hand a video file's frames over at their presentation times (as if live); every frame is "
+                        "still processed")
     p.add_argument("--live", action="store_true", help="latest-frame policy for any source (drop stale frames)")
     p.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for a subscriber before starting, so no early message is lost")

@@ -1,7 +1,9 @@
 """Capture sources: a webcam index (``"0"``), any video file or URL OpenCV opens, or a folder of images.
 
 A source opens to a :class:`SourceInfo` and then yields BGR ``uint8`` HxWx3 frames until it ends; a file
-that stops early is told apart from its end (:attr:`SourceInfo` carries the announced frame count).
+that stops early is told apart from its end (:attr:`SourceInfo` carries the announced frame count). A file's
+frames carry their real presentation times (:meth:`CaptureSource.timestamp`), which on a variable-frame-rate
+file differ from ``index / fps`` by up to seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ VIDEO_HINT = "mp4, avi, mkv, mov or webm (H.264/MPEG-4/MJPEG/VP8/VP9)"
 END_TOLERANCE_FRAMES = 3
 END_TOLERANCE_FRACTION = 0.02
 """A file that stops decoding at most max(3 frames, 2 %) before the frame count its container announces has
-ended (ASF/WMV, MKV and WebM containers estimate the count from the duration); more is damage."""
+ended (ASF/WMV, MKV and WebM containers estimate the count from the duration); more is damage. On a
+variable-frame-rate file the estimate (duration x nominal rate) can be off by far more, so the end is also judged
+by time: the last frame's presentation time within the same tolerance of the announced duration is the end."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class CaptureSource(Protocol):
         """The next frame, or None at the end of the source. Raises :class:`SourceError` on a damaged frame."""
         ...
 
+    def timestamp(self) -> float | None:
+        """Presentation time of the frame last read, in seconds from the source's first frame; None for live
+        sources (cameras, streams), whose frames are timed by their capture."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -59,6 +68,8 @@ class VideoSource:
         self._cap: cv2.VideoCapture | None = None
         self._count = -1
         self._read = 0
+        self._fps = 0.0
+        self._pts: float | None = None
 
     @property
     def is_camera(self) -> bool:
@@ -108,8 +119,9 @@ class VideoSource:
             )
         self._cap = cap
         self._first: np.ndarray | None = first
+        self._first_pts = self._position()
         self._count = -1 if self.is_camera or self.is_url else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        fps = self._fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         return SourceInfo(self.spec, first.shape[1], first.shape[0], fps, self._count, self.is_camera or self.is_url)
 
     def read(self) -> np.ndarray | None:
@@ -117,11 +129,13 @@ class VideoSource:
         if self._first is not None:
             frame, self._first = self._first, None
             self._read += 1
+            self._pts = self._first_pts
             return frame
         ok, frame = self._cap.read()
         if not ok or frame is None:
             missing = self._count - self._read
-            if self._count > 0 and missing > max(END_TOLERANCE_FRAMES, END_TOLERANCE_FRACTION * self._count):
+            if (self._count > 0 and missing > max(END_TOLERANCE_FRAMES, END_TOLERANCE_FRACTION * self._count)
+                    and not self._at_announced_duration()):
                 raise SourceError(
                     f"{self.spec}: frame {self._read} of {self._count} could not be decoded (damaged file); the rows "
                     f"before it were kept; repair it with `ffmpeg -i INPUT -c:v libx264 out.mp4` and run again"
@@ -131,7 +145,30 @@ class VideoSource:
                             "(an estimated frame count, not damage)", self.spec, self._count, self._read)
             return None
         self._read += 1
+        self._pts = self._position()
         return frame
+
+    def _position(self) -> float | None:
+        """The decoded frame's presentation time from the stream's start: OpenCV's FFmpeg backend reports it
+        exactly (the same as PyAV's ``frame.time - stream.start_time`` on variable-frame-rate files, measured
+        in tests/test_capture.py), falling back to ``index / fps`` where the container has none."""
+        if self.is_camera or self.is_url:
+            return None
+        assert self._cap is not None
+        ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        return ms / 1000.0 if ms >= 0.0 else None
+
+    def _at_announced_duration(self) -> bool:
+        """Whether the last frame read is at the end of the duration the container announces (frame count /
+        nominal rate, the estimate's own basis), within max(3 mean frame intervals, 2 %)."""
+        if self._pts is None or self._fps <= 0 or self._read < 2:
+            return False
+        duration = self._count / self._fps
+        interval = self._pts / (self._read - 1)
+        return duration - self._pts <= max(END_TOLERANCE_FRAMES * interval, END_TOLERANCE_FRACTION * duration)
+
+    def timestamp(self) -> float | None:
+        return self._pts
 
     def close(self) -> None:
         if self._cap is not None:
@@ -178,6 +215,10 @@ class ImageFolderSource:
         if (image.shape[1], image.shape[0]) != self._size:
             image = cv2.resize(image, self._size)
         return image
+
+    def timestamp(self) -> float | None:
+        """Image ``i`` (0-based, name order) is at ``i / fps`` seconds."""
+        return (self._i - 1) / self.fps if self._i > 0 else None
 
     def close(self) -> None:
         self._files = []
