@@ -78,6 +78,7 @@ def _process(args: argparse.Namespace, config_path: Path) -> int:
     if args.plot:
         from aunets.stream.plot import plot_au_csv
 
-        plot_au_csv(args.csv, args.plot)
+        plot_au_csv(args.csv, args.plot, thresholds=dict(zip(pipeline.aus, map(float, pipeline.thresholds),
+                                                              strict=True)))
     print(to_json(summary))
     return 0
