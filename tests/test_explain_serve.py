@@ -181,3 +181,25 @@ def test_occlusion_route_refuses_other_origins_and_unknown_sessions(tiny_engine:
         config = json.loads(urllib.request.urlopen(bg.url + "config", timeout=10).read())
         assert config["saliency"]["available"] is False
         assert ".safetensors" in config["saliency"]["reason"]
+
+
+def test_overlay_model_is_ready_before_it_is_first_turned_on() -> None:
+    """The service builds Grad-CAM and runs one map on its worker as soon as it exists (at server start), so
+    the first overlay map costs no model loading on a live demo."""
+    pytest.importorskip("torch")
+    from aunets.engines.engine import load_engine
+    from aunets.models.synth.apex import render_apex_frame
+    from aunets.stream.explain import largest_face
+    from aunets.stream.tracking import YuNetDetector
+    from aunets.stream.webrtc.saliency import SaliencyService, Snapshot
+
+    service = SaliencyService(load_engine(None, "onnx", 2))
+    try:
+        assert service.warm.wait(timeout=120), "the overlay was not prepared within 2 minutes"
+        assert service._cam is not None  # built on the worker, before any page asked
+        frame = render_apex_frame({12: 1.0})
+        box = largest_face(frame, YuNetDetector())
+        message = asyncio.run(service.run(service.gradcam, Snapshot(0, frame, None, {0: box}, {0: 4}), 12, 0))
+        assert message is not None and message["au"] == "AU12" and max(message["map"]) > min(message["map"])
+    finally:
+        service.close()

@@ -9,11 +9,15 @@ frame go through the engine in a few batched calls (one call gives all AUs: the 
 multi-output network). A pixel's value is the mean drop over the patches that cover it, so a map has the
 crop's size. Patch and stride are in pixels of the engine's input crop (112 px for the default engine).
 
-Grad-CAM (Selvaraju et al. 2017) on the last convolutional block (the last layer whose output is a spatial map
-bigger than 1x1), through the torch model rebuilt from the bundle's safetensors weights (``[train]`` extra):
-the ReLU of the feature maps weighted by the spatially averaged gradient of the AU's presence logit. One
-forward and one backward pass of a batch of copies give every chosen AU. The map (4x7 cells on the default
-engine's 112x224 input) is upsampled bilinearly to the input size and split into its RGB and flow halves.
+Grad-CAM, in its LayerCAM form (Jiang et al. 2021), through the torch model rebuilt from the bundle's
+safetensors weights (``[train]`` extra): at each of the network's blocks whose output maps have the two coarsest
+resolutions (:func:`cam_layers`; on the default engine the 7x14 and 4x7 maps of the 112x224 input, 11 blocks),
+the feature maps weighted *per position* by the positive part of the gradient of the AU's presence logit,
+summed over channels, ReLU'd, upsampled bilinearly to the input size and scaled to a maximum of 1; the map is
+their mean, split into its RGB and flow halves. The classic form (one weight per channel, the spatially
+averaged gradient, at the last block only) was measured against the occlusion maps on the synthetic apex faces
+and did not follow them (``benchmarks/explain_agreement.py``): on a 4x7 map whose cells all see the whole face,
+the channel weights mix regions. One forward and one backward pass of a batch of copies give every chosen AU.
 
 Flow: the input is the crop beside the flow of the previous -> current frame, both cropped with the current
 face box (as :class:`aunets.stream.pipeline.Pipeline`). For a single image there is no previous frame; the pipeline
@@ -281,26 +285,14 @@ class GradCam:
             for prm in model.parameters():
                 prm.requires_grad_(False)
             self._models[name] = model
-            self._layers[name] = self._last_spatial_layer(model)
+            self._layers[name] = self._cam_layers(model)
 
-    def _last_spatial_layer(self, model: Any) -> Any:
-        """The last module run whose output is a spatial map (N, C, h, w) with h * w > 1."""
-        torch = self._torch
-        order: list[Any] = []
-        hooks = [mod.register_forward_hook(lambda mod, _i, out: order.append((mod, tuple(out.shape)))
-                                           if isinstance(out, torch.Tensor) else None)
-                 for mod in model.modules() if not list(mod.children())]  # fmt: skip
-        try:
-            with torch.no_grad():
-                model(torch.zeros((1, *self.engine.manifest.input.tensor_shape)))
-        finally:
-            for h in hooks:
-                h.remove()
-        spatial = [mod for mod, shape in order if len(shape) == 4 and shape[2] * shape[3] > 1]
-        if not spatial:
+    def _cam_layers(self, model: Any) -> list[Any]:
+        layers = cam_layers(model, self.engine.manifest.input.tensor_shape)
+        if not layers:
             raise EngineError(f"engine {self.engine.manifest.name} has no convolutional map for Grad-CAM; "
                               f"use --method occlusion")  # fmt: skip
-        return spatial[-1]
+        return layers
 
     def maps(self, face: FaceInput, aus: Sequence[int], view: int) -> Explanation:
         """Grad-CAM maps of ``aus`` (one forward + backward pass for all of them)."""
@@ -310,31 +302,38 @@ class GradCam:
         aus = resolve_aus(self.engine, aus)
         view = view if view in m.detectors else m.default_view
         name = m.detectors[view]
-        model, layer = self._models[name], self._layers[name]
+        model, layers = self._models[name], self._layers[name]
         head = m.detector_heads.get(view, 0)
         cols = [head * len(m.aus) + m.aus.index(a) for a in aus]
         x = torch.from_numpy(compose_input(face.crop, face.flow_image, spec)[None]).repeat(len(aus), 1, 1, 1)
-        store: dict[str, Any] = {}
+        acts: dict[int, Any] = {}
+        grads: dict[int, Any] = {}
 
-        def keep(_mod: Any, _inp: Any, out: Any) -> None:
-            store["act"] = out
-            out.register_hook(lambda g: store.__setitem__("grad", g))
+        def keeper(k: int) -> Callable[[Any, Any, Any], None]:
+            def keep(_mod: Any, _inp: Any, out: Any) -> None:
+                acts[k] = out
+                out.register_hook(lambda g: grads.__setitem__(k, g))
+            return keep
 
         x.requires_grad_(True)  # the weights are frozen: the graph needs one leaf that wants gradients
-        hook = layer.register_forward_hook(keep)
+        hooks = [layer.register_forward_hook(keeper(k)) for k, layer in enumerate(layers)]
         try:
             with torch.enable_grad():
                 logits = model(x)
                 chosen = logits[torch.arange(len(aus)), torch.tensor(cols)]
                 chosen.sum().backward()
         finally:
-            hook.remove()
-        act, grad = store["act"].detach(), store["grad"].detach()
-        weights = grad.mean(dim=(2, 3), keepdim=True)
-        cam = torch.relu((weights * act).sum(dim=1, keepdim=True))
+            for hook in hooks:
+                hook.remove()
         _c, h, w = spec.tensor_shape
-        cam = torch.nn.functional.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-        full = cam.numpy().astype(np.float32)
+        total = torch.zeros((len(aus), h, w))
+        for k in range(len(layers)):
+            act, grad = acts[k].detach(), grads[k].detach()
+            cam = torch.relu((torch.relu(grad) * act).sum(dim=1, keepdim=True))
+            cam = torch.nn.functional.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            top = cam.amax(dim=(1, 2), keepdim=True)
+            total += torch.where(top > 0, cam / top.clamp(min=1e-12), torch.zeros_like(cam))
+        full = (total / len(layers)).numpy().astype(np.float32)
         probs = sigmoid(chosen.detach().numpy())
         if spec.fusion == "horizontal":
             rgb, flow = full[:, :, : spec.width], full[:, :, spec.width :]
@@ -342,4 +341,40 @@ class GradCam:
             rgb, flow = full, None
         return Explanation("gradcam", aus, probs, face.crop, np.ascontiguousarray(rgb),
                            None if flow is None else np.ascontiguousarray(flow), face.flow_image, face.box, view,
-                           extra={"cells": list(store["act"].shape[2:])})  # fmt: skip
+                           extra={"cells": [list(c) for c in dict.fromkeys(tuple(a.shape[2:]) for a in acts.values())],
+                                  "layers": len(layers)})  # fmt: skip
+
+
+def cam_layers(model: Any, input_shape: tuple[int, ...]) -> list[Any]:
+    """The modules Grad-CAM reads: the blocks (the children of each stage of every
+    :class:`~aunets.engines.nets.detector.StageNet` in ``model``) whose output maps (N, C, h, w) have the two
+    coarsest resolutions with h * w > 1, in the order they run; for a model without stages, the last leaf module
+    with such an output. ``input_shape``: (C, H, W) of one input."""
+    import torch
+
+    from aunets.engines.nets.detector import StageNet
+
+    blocks: list[Any] = []
+    for mod in model.modules():
+        if isinstance(mod, StageNet):
+            for stage in mod.stages.values():
+                blocks += list(stage.children()) if isinstance(stage, torch.nn.Sequential) else [stage]
+    if not blocks:
+        blocks = [mod for mod in model.modules() if not list(mod.children())]
+    order: list[tuple[Any, tuple[int, ...]]] = []
+    hooks = [mod.register_forward_hook(lambda mod, _i, out: order.append((mod, tuple(out.shape)))
+                                       if isinstance(out, torch.Tensor) else None)
+             for mod in blocks]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    spatial = [(mod, shape[2] * shape[3]) for mod, shape in order if len(shape) == 4 and shape[2] * shape[3] > 1]
+    if not spatial:
+        return []
+    if not any(isinstance(mod, StageNet) for mod in model.modules()):
+        return [spatial[-1][0]]
+    coarsest = sorted({cells for _, cells in spatial})[:2]
+    return list(dict.fromkeys(mod for mod, cells in spatial if cells in coarsest))

@@ -103,7 +103,8 @@ def _colour_bar(width: int, method: str) -> np.ndarray:
 def draw_sheet(ex: Explanation, columns: int = 4, size: int = 192, title: str = "") -> np.ndarray:
     """Every AU's tile in a grid (``columns`` per row) under a title and over a colour bar: ``uint8`` RGB."""
     what = (f"occlusion, patch {ex.extra.get('patch')} px stride {ex.extra.get('stride')} px"
-            if ex.method == "occlusion" else f"Grad-CAM ({'x'.join(map(str, ex.extra.get('cells', [])))} cells)")
+            if ex.method == "occlusion" else f"Grad-CAM ({ex.extra.get('layers', 1)} blocks of "
+                 f"{' and '.join('x'.join(map(str, c)) for c in ex.extra.get('cells', []))} cells)")
     return compose_sheet([draw_tile(ex, a, size) for a in ex.aus], ex.method,
                          f"{title}  {what}, view {ex.view}".strip(), columns)  # fmt: skip
 

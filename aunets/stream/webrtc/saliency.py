@@ -8,6 +8,9 @@ on the data channel as a small grid of 0..255 values with the crop window it cov
 page draws it, blue to red, over the face. The occlusion sheet (``POST /sessions/ID/occlusion``) is computed
 on the same worker from the latest frame and returned as a PNG.
 
+The worker builds the Grad-CAM model (torch's import, the weights, a first backward pass) as soon as the server
+starts, so turning the overlay on the first time costs the AU path nothing more than later times.
+
 Without torch (the ``[train]`` extra) or torch weights in the bundle, :func:`unavailable_reason` says why and
 the page shows it instead of the toggle.
 """
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRID = 28
-"""Side of the grid of values sent to the page per map (the default engine's map has 4x4 cells per crop)."""
+"""Side of the grid of values sent to the page per map (the default engine's finest map: 7x7 cells per crop)."""
 NICE = 10
 PACE = 2.0
 """After a map that took t seconds, the session's next one starts no sooner than ``PACE * t`` later: the overlay
@@ -91,6 +94,39 @@ class SaliencyService:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aunets-saliency",
                                             initializer=_lower_priority)  # fmt: skip
+        self.warm = threading.Event()
+        """Set once the Grad-CAM model is built and has run one map (on the worker, at start)."""
+        if self.reason is None:
+            self._executor.submit(self._warm_up)
+
+    def _cam_model(self) -> GradCam:
+        """Under ``_lock``: the Grad-CAM model, built on first use."""
+        if self._cam is None:
+            from aunets.stream.explain import GradCam
+
+            # one torch thread, unless the AU path runs on torch itself (its thread count is process-wide)
+            self._cam = GradCam(self.engine, threads=1 if self.engine.runtime == "onnx" else None)
+        return self._cam
+
+    def _warm_up(self) -> None:
+        """Worker thread, at start: build the model and run one map on a grey crop (the first backward pass
+        allocates), off the AU path and before any page asks."""
+        from aunets.stream.explain import FaceInput, still_flow_colour
+
+        spec = self.engine.manifest.input
+        try:
+            t0 = time.perf_counter()
+            with self._lock:
+                cam = self._cam_model()
+                crop = np.full((spec.height, spec.width, 3), 128, np.uint8)
+                flow = np.broadcast_to(still_flow_colour(self.engine), crop.shape).copy() if spec.uses_flow else None
+                cam.maps(FaceInput(crop, flow, (0.0, 0.0, float(spec.width), float(spec.height))),
+                         (self.engine.aus[0],), self.engine.manifest.default_view)
+            log.info("saliency overlay ready in %.1f s", time.perf_counter() - t0)
+        except Exception:
+            log.exception("the saliency overlay could not be prepared; it will try again when turned on")
+        finally:
+            self.warm.set()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -111,15 +147,11 @@ class SaliencyService:
             track, box = next(iter(snap.boxes.items()))
         t0 = time.perf_counter()
         with self._lock:
-            if self._cam is None:
-                from aunets.stream.explain import GradCam
-
-                # one torch thread, unless the AU path runs on torch itself (its thread count is process-wide)
-                self._cam = GradCam(self.engine, threads=1 if self.engine.runtime == "onnx" else None)
+            cam = self._cam_model()
             face = face_input(self.engine, snap.bgr, snap.prev_bgr, box, self.margin)
             view = snap.views.get(track, self.engine.manifest.default_view) if track is not None \
                 else self.engine.manifest.default_view  # fmt: skip
-            ex = self._cam.maps(face, (au,), view)
+            ex = cam.maps(face, (au,), view)
         import cv2
 
         heat = ex.rgb[0]
