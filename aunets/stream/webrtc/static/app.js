@@ -14,6 +14,7 @@ const CHECK_BITS = 4;
 const CELLS = 2 + ID_BITS + CHECK_BITS;
 const ID_MODULUS = 1 << ID_BITS;
 const TIMELINE_S = 10;
+const FIREFOX = /\bFirefox\//.test(navigator.userAgent);
 
 const $ = (id) => document.getElementById(id);
 const video = $("video");
@@ -105,7 +106,7 @@ function onCameraFrame(now, meta) {
     if (state.captureTimes.size > 600) state.captureTimes.delete(state.captureTimes.keys().next().value);
     sendCtx.drawImage(video, 0, STRIP_ROWS, w, h);
     drawMarker(sendCtx, w, id);
-    if (sendTrack.requestFrame) sendTrack.requestFrame();
+    if (!FIREFOX && sendTrack.requestFrame) sendTrack.requestFrame();
   }
   scheduleCameraFrame();
 }
@@ -165,7 +166,11 @@ async function start() {
   sendCanvas.width = video.videoWidth || 640;
   sendCanvas.height = (video.videoHeight || 480) + STRIP_ROWS;
   sendCtx = sendCanvas.getContext("2d", { alpha: false });
-  const sendStream = sendCanvas.captureStream(0);
+  // Chromium sends one frame per requestFrame() on a captureStream(0) track: exactly the camera's frames. Firefox
+  // sends such frames at 1/s, so there the canvas is captured at the camera's own rate instead.
+  const cameraRate = camera.getVideoTracks()[0].getSettings().frameRate || 30;
+  state.captureMode = FIREFOX ? `captureStream(${cameraRate})` : "captureStream(0) + requestFrame";
+  const sendStream = FIREFOX ? sendCanvas.captureStream(cameraRate) : sendCanvas.captureStream(0);
   sendTrack = sendStream.getVideoTracks()[0];
   if ("contentHint" in sendTrack) sendTrack.contentHint = "detail";
 
