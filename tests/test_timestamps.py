@@ -175,3 +175,20 @@ def test_lsl_samples_keep_the_files_timing(tiny_engine: Path, tmp_path: Path) ->
     assert len(stamps) == len(truth)  # one face per frame, or a no-face sample
     assert t0 - 1 < stamps[0] < time.monotonic()  # on LSL's clock, anchored at the first frame's capture
     np.testing.assert_allclose(np.array(stamps) - stamps[0], truth - truth[0], atol=1e-6)
+
+
+def test_a_cut_variable_rate_file_is_still_damage(tmp_path: Path) -> None:
+    """The end of a variable-rate file is judged by time: a file cut in the middle stops far before the duration
+    its container announces, and is reported as damaged (the rows before the cut are kept by the writers)."""
+    from aunets.core.errors import SourceError
+
+    whole = tmp_path / "vfr.mkv"
+    write_vfr_video(whole)
+    cut = tmp_path / "cut.mkv"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    seen: list[float | None] = []
+    with pytest.raises(SourceError, match=r"frame \d+ of \d+ could not be decoded"), \
+            Capture(CaptureConfig(str(cut))) as cap:
+        seen.extend(f.t_media for f in cap.frames())
+    assert 0 < len(seen) < 30  # the frames before the cut were delivered
