@@ -112,7 +112,7 @@ def test_csv_and_au_frame_carry_the_presentation_times(tiny_engine: Path, tmp_pa
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     record, table = tmp_path / "session.jsonl", tmp_path / "out.csv"
     listener = subprocess.Popen(
-        [sys.executable, "-m", "aunets.cli", "listen", "--sub", endpoint, "--topics", "au.frame",
+        [sys.executable, "-m", "aunets.cli", "listen", "--sub", endpoint, "--topics", "au.frame,au.event",
          "--record", str(record), "--timeout", "6"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
@@ -126,7 +126,12 @@ def test_csv_and_au_frame_carry_the_presentation_times(tiny_engine: Path, tmp_pa
         listener.communicate(timeout=60)
     finally:
         listener.kill()
-    frames = [json.loads(line)["payload"] for line in record.read_text().splitlines()]
+    messages = [json.loads(line) for line in record.read_text().splitlines()]
+    frames = [m["payload"] for m in messages if m["topic"] == "au.frame"]
+    events = [m["payload"] for m in messages if m["topic"] == "au.event"]
+    assert events, "the tiny engine's AUs switch on and off on this clip"
+    for event in events:
+        assert event["t_media"] == pytest.approx(truth[event["frame"]], abs=1e-6)
     assert [f["frame"] for f in frames] == list(range(len(truth)))
     np.testing.assert_allclose([f["t_media"] for f in frames], truth, atol=1e-6)
     with table.open(newline="") as fh:

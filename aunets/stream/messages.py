@@ -42,8 +42,9 @@ def frame_payload(result: FaceResult, seq: int, t_publish: float) -> dict[str, A
     }
 
 
-def event_payload(event: AUEvent, seq: int, t_publish: float) -> dict[str, Any]:
-    """``au.event``: an AU onset or offset."""
+def event_payload(event: AUEvent, seq: int, t_publish: float, t_media: float | None = None) -> dict[str, Any]:
+    """``au.event``: an AU onset or offset. ``t_media``: its frame's presentation time in a video file (seconds
+    from the first frame; null for live sources)."""
     return {
         "schema": SCHEMA,
         "seq": seq,
@@ -52,6 +53,7 @@ def event_payload(event: AUEvent, seq: int, t_publish: float) -> dict[str, Any]:
         "frame": event.frame_index,
         "t": event.t_wall,
         "t_publish": t_publish,
+        "t_media": None if t_media is None else round(t_media, 6),
         "track_id": event.track_id,
         "peak_probability": round(event.peak_probability, 4),
         "duration_s": round(event.duration_s, 3),

@@ -115,7 +115,7 @@ class ZmqPublisher:
             if not result.events_only:
                 self._send(TOPIC_FRAME, frame_payload(result, self._next(TOPIC_FRAME), now))
             for event in result.events:
-                self._send(TOPIC_EVENT, event_payload(event, self._next(TOPIC_EVENT), now))
+                self._send(TOPIC_EVENT, event_payload(event, self._next(TOPIC_EVENT), now, result.t_media))
 
     def publish_status(self, status: Mapping[str, Any]) -> None:
         self._send(TOPIC_STATUS, status_payload(status, self._next(TOPIC_STATUS), time.time()))
