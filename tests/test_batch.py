@@ -35,7 +35,7 @@ def _index(out: Path) -> dict[str, dict[str, str]]:
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader(path.open()))
+    return list(csv.DictReader(path.open(), skipinitialspace=True))
 
 
 def _no_face_video(path: Path, frames: int = 30) -> int:

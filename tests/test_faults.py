@@ -144,7 +144,7 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 def _check_csv(path: Path, fps: float = 25.0) -> list[dict[str, str]]:
     """Every row complete (all columns), frames consecutive from 1, timestamps the video's time."""
     with path.open(newline="") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, skipinitialspace=True)
         header = next(reader)
         rows = [dict(zip(header, r, strict=True)) for r in reader]
     assert [int(r["frame"]) for r in rows] == list(range(1, len(rows) + 1))

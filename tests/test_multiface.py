@@ -134,7 +134,7 @@ def test_three_people_end_to_end_one_row_per_face_per_frame_and_their_own_expres
         sub.close(0)
         ctx.term()
 
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(), skipinitialspace=True))
     assert len(rows) == 3 * n
     per_frame = defaultdict(set)
     for r in rows:

@@ -94,7 +94,7 @@ def test_video_through_pipeline_to_zmq_subscriber_and_csv(
     assert onsets > 0 and onsets == sum(m["type"] == "offset" for m in events)
 
     with (tmp_path / "out.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh, skipinitialspace=True))
     assert list(rows[0]) == csv_columns(pipeline.aus)
     assert len(rows) == n_frames
     assert [int(r["frame"]) for r in rows] == list(range(1, n_frames + 1))
@@ -126,7 +126,7 @@ def test_process_cli_writes_csv_plot_and_config(
     assert (tmp_path / "o.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "o.csv.config.json").read_text())
     assert config["pipeline"]["engine"] == str(tiny_engine)
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(), skipinitialspace=True))
     assert [float(r["timestamp"]) for r in rows] == [round(i / 25.0, 3) for i in range(n_frames)]  # video time
 
 
@@ -166,7 +166,7 @@ def test_video_damaged_mid_file_keeps_rows_already_computed(tiny_engine: Path, t
     broken.write_bytes(avi.read_bytes()[: int(avi.stat().st_size * 0.6)])  # the header still says n_frames
     out = tmp_path / "b.csv"
     res = _aunets("process", str(broken), "--csv", str(out), "--engine", str(tiny_engine), "--no-progress")
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(), skipinitialspace=True))
     assert res.returncode == 1
     assert "could not be decoded" in res.stderr and "ffmpeg" in res.stderr
     assert 0 < len(rows) < n_frames
@@ -224,7 +224,7 @@ def test_default_engine_writes_intensity_columns_in_range(tmp_path: Path) -> Non
     out = tmp_path / "clip.csv"
     res = _aunets("process", str(CLIP), "--csv", str(out), "--no-progress", timeout=300)
     assert res.returncode == 0, res.stderr
-    rows = [r for r in csv.DictReader(out.open()) if r["success"] == "1"]
+    rows = [r for r in csv.DictReader(out.open(), skipinitialspace=True) if r["success"] == "1"]
     assert {"AU12_c", "AU12_p", "AU12_r"} <= set(rows[0])
     values = [float(r[f"{au}_r"]) for r in rows for au in ("AU01", "AU06", "AU12", "AU24")]
     assert min(values) >= 0.0 and max(values) <= 5.0

@@ -45,15 +45,17 @@ class BatchConfig:
 
     ``engine_id``: the engine's name and the sha256 of its weight files, as the submitting machine sees them;
     a worker whose bundle differs refuses to run (cluster workers must have the same engine).
+    ``csv_style``: one of :data:`aunets.stream.csv_sink.CSV_STYLES`.
     """
 
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     engine_id: dict[str, Any] = field(default_factory=dict)
+    csv_style: str = "openface"
 
     def key(self) -> dict[str, Any]:
         """What must match for an existing CSV to count as done (JSON-normalised)."""
         data: dict[str, Any] = json.loads(json.dumps(
-            {"pipeline": self.pipeline.to_json(), "engine": self.engine_id}, default=str))
+            {"pipeline": self.pipeline.to_json(), "engine": self.engine_id, "csv_style": self.csv_style}, default=str))
         return data
 
 
@@ -95,7 +97,7 @@ def _last_frame(path: Path) -> int:
         lines = fh.read().decode("utf-8", "replace").strip().splitlines()
     if not lines or not lines[-1][:1].isdigit():
         return 0
-    return int(lines[-1].split(",", 1)[0])
+    return int(lines[-1].split(",", 1)[0])  # both CSV styles: the first cell ends at the first ","
 
 
 def recorded_result(job: VideoJob, config: BatchConfig, retry_failed: bool = False) -> VideoResult | None:
@@ -104,7 +106,8 @@ def recorded_result(job: VideoJob, config: BatchConfig, retry_failed: bool = Fal
     try:
         data = json.loads(job.config_json.read_text(encoding="utf-8"))
         batch = data["batch"]
-        if {"pipeline": data["pipeline"], "engine": batch["engine"]} != config.key():
+        recorded = {"pipeline": data["pipeline"], "engine": batch["engine"], "csv_style": batch.get("csv_style")}
+        if recorded != config.key():
             return None
         if batch["input"] != {"path": str(job.video), **_fingerprint(job.video)}:
             return None
@@ -177,7 +180,7 @@ class VideoWorker:
         try:
             info = source.open()
             writer = OpenFaceCsvWriter(partial, self.pipeline.aus, fps=info.fps,
-                                       intensity=self.pipeline.engine.has_intensity)
+                                       intensity=self.pipeline.engine.has_intensity, style=self.config.csv_style)
             while (image := source.read()) is not None:
                 deliver(self.pipeline.process(Frame(frames, time.monotonic_ns(), time.time(), image,
                                                     t_media=source.timestamp())))
@@ -206,6 +209,7 @@ class VideoWorker:
         status = "failed" if error else "done"
         batch = {"status": status, "frames": frames, "faces": faces, "rows": rows, "seconds": round(seconds, 3),
                  "error": error, "input": fingerprint, "engine": self.config.engine_id,
+                 "csv_style": self.config.csv_style,
                  "csv_bytes": job.csv.stat().st_size if writer is not None else 0,
                  "subject": job.subject, "session": job.session}
         job.csv.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from aunets.stream.cli_args import add_pipeline_arguments, pipeline_config_from_args
+from aunets.stream.cli_args import add_csv_style_argument, add_pipeline_arguments, pipeline_config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local worker processes (default: one per core, each engine single-threaded)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on a Dask cluster, e.g. tcp://HOST:8786 (needs the [dask] extra; shared storage)")
+    add_csv_style_argument(p)
     p.add_argument("--retry-failed", action="store_true", help="redo videos that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_pipeline_arguments(p)
@@ -70,7 +71,8 @@ def _batch(args: argparse.Namespace) -> int:
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers is for local workers; with --scheduler the cluster's workers run the videos")
     pipeline_config = pipeline_config_from_args(args)
-    config = BatchConfig(pipeline=pipeline_config, engine_id=engine_identity(pipeline_config))
+    config = BatchConfig(pipeline=pipeline_config, engine_id=engine_identity(pipeline_config),
+                         csv_style=args.csv_style)
     jobs = plan_jobs(args.inputs, args.out)
     backend: BatchBackend
     if args.scheduler:

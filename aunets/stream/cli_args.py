@@ -69,6 +69,12 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 
 
+def add_csv_style_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--csv-style", choices=("openface", "compact"), default="openface",
+                   help="openface (default): OpenFace 2.2 FeatureExtraction's header, ', ' separators and column "
+                        "order (AUxx_r, AUxx_c, then our AUxx_p); compact: plain ',' CSV, AUxx_c, AUxx_p, AUxx_r")
+
+
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     from aunets.stream.calibration import CalibrationConfig
     from aunets.stream.pipeline import PipelineConfig

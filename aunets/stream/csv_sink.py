@@ -3,12 +3,22 @@
 Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds: the frame's presentation time
 in the video for files, read from the container, so variable-frame-rate files are right too; seconds since the
 first captured frame for live sources),
-``confidence``, ``success``, then ``AUxx_c`` (0/1 presence after the median) for each AU, then ``AUxx_p`` (raw
-probability), then, for engines with an intensity output, ``AUxx_r`` (intensity 0..5 after the median, OpenFace's
-column name and scale). OpenFace and py-feat readers load it. A no-face frame is a row with ``success`` 0 and empty
-AU values. Rows are flushed to the operating system after every frame, so an error, a signal or even SIGKILL
-loses nothing already handed to the writer; when a write fails (a full disk) the file is cut back to its last
-complete row and the error names the file.
+``confidence``, ``success``, then per AU: ``AUxx_r`` (intensity 0..5 after the median, OpenFace's name and scale;
+only for engines with an intensity output), ``AUxx_c`` (0/1 presence after the median) and ``AUxx_p`` (raw
+probability, an extra column OpenFace does not have).
+
+Two styles (:data:`CSV_STYLES`):
+
+- ``openface`` (default): as OpenFace 2.2's FeatureExtraction writes its CSV: names and values separated by
+  ``", "`` (so ``pd.read_csv(path)[" AU12_r"]`` and ``[" success"]`` work as with OpenFace's files), every
+  ``AUxx_r`` before every ``AUxx_c``, then the ``AUxx_p`` columns last. A no-face frame has ``success`` 0 and
+  empty AU cells (written ``,`` without the space, so pandas reads NaN and the columns stay numeric).
+- ``compact``: plain ``","`` CSV, ``AUxx_c``, then ``AUxx_p``, then ``AUxx_r``; a no-face frame has empty AU
+  values.
+
+Both load with ``csv.DictReader(fh, skipinitialspace=True)``, as OpenFace's own files do. Rows are flushed to the
+operating system after every frame, so an error, a signal or even SIGKILL loses nothing already handed to the
+writer; when a write fails (a full disk) the file is cut back to its last complete row and the error names the file.
 """
 
 from __future__ import annotations
@@ -21,28 +31,50 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aunets.core.au import au_key
-from aunets.core.errors import AunetsError
+from aunets.core.errors import AunetsError, ConfigError
 
 if TYPE_CHECKING:
     from aunets.core.results import FaceResult
 
 
-def csv_columns(aus: Sequence[int], intensity: bool = False) -> list[str]:
-    return (
-        ["frame", "face_id", "timestamp", "confidence", "success"]
-        + [f"{au_key(a)}_c" for a in aus]
-        + [f"{au_key(a)}_p" for a in aus]
-        + ([f"{au_key(a)}_r" for a in aus] if intensity else [])
-    )
+CSV_STYLES = ("openface", "compact")
+"""``openface``: OpenFace 2.2 FeatureExtraction's layout and ``", "`` separator (default); ``compact``: plain CSV."""
+
+_LEADING = ["frame", "face_id", "timestamp", "confidence", "success"]
+_SUFFIXES = {"openface": ("r", "c", "p"), "compact": ("c", "p", "r")}
+
+
+def csv_columns(aus: Sequence[int], intensity: bool = False, style: str = "openface") -> list[str]:
+    """The header of a CSV of ``aus`` in ``style`` (``AUxx_r`` only when ``intensity``)."""
+    if style not in _SUFFIXES:
+        raise ConfigError(f"unknown CSV style {style!r}; choose {' or '.join(CSV_STYLES)}")
+    suffixes = [s for s in _SUFFIXES[style] if intensity or s != "r"]
+    return _LEADING + [f"{au_key(a)}_{s}" for s in suffixes for a in aus]
+
+
+class _OpenFaceRows:
+    """Writes rows as OpenFace does: cells joined by ``", "`` (numbers only, so nothing needs quoting). An empty
+    cell (no value) is written without the space, so pandas reads it as NaN and the column stays numeric."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        cells = [str(c) for c in row]
+        self._fh.write(cells[0] + "".join(f", {c}" if c else "," for c in cells[1:]) + "\n")
 
 
 class OpenFaceCsvWriter:
-    """A :class:`~aunets.stream.publish.Sink` writing one row per frame and face."""
+    """A :class:`~aunets.stream.publish.Sink` writing one row per frame and face; ``style``: one of
+    :data:`CSV_STYLES`."""
 
-    def __init__(self, path: Path | str, aus: Sequence[int], fps: float | None = None, intensity: bool = False) -> None:
+    def __init__(self, path: Path | str, aus: Sequence[int], fps: float | None = None, intensity: bool = False,
+                 style: str = "openface") -> None:
         self.path = Path(path)
         self.aus = tuple(aus)
         self.intensity = intensity
+        self.style = style
+        self.columns = csv_columns(self.aus, intensity, style)
         self._fh: Any = None
         self._good = 0  # bytes of complete rows on disk
         self._good_rows = 0
@@ -57,8 +89,8 @@ class OpenFaceCsvWriter:
             self._fh = self.path.open("w", newline="", encoding="utf-8", buffering=1 << 20)
         except OSError as exc:
             raise self._error(exc) from None
-        self._writer = csv.writer(self._fh)
-        self._writer.writerow(csv_columns(self.aus, self.intensity))
+        self._writer = _OpenFaceRows(self._fh) if style == "openface" else csv.writer(self._fh)
+        self._writer.writerow(self.columns)
         self._flush()
 
     def _error(self, exc: OSError) -> AunetsError:
@@ -91,18 +123,25 @@ class OpenFaceCsvWriter:
             else:
                 seconds = r.frame_index / self._fps if self._fps else (r.t_capture_ns - self._t0_ns) / 1e9
             row.append(f"{seconds:.3f}")
-            if r.no_face:
-                row += ["0.00", 0] + [""] * ((3 if self.intensity else 2) * len(self.aus))
-            else:
-                row += [f"{r.confidence:.2f}", 1]
-                row += [int(r.states[a]) for a in self.aus]
-                row += [f"{r.probabilities[a]:.4f}" for a in self.aus]
-                if self.intensity:
-                    # the GPU frame path computes no intensity: empty cells, as for a no-face row
-                    row += [f"{r.intensity[a]:.3f}" if a in r.intensity else "" for a in self.aus]
-            self._writer.writerow(row)
+            row += ["0.00", 0] if r.no_face else [f"{r.confidence:.2f}", 1]
+            self._writer.writerow(row + self._au_cells(r))
             self.rows += 1
         self._flush()
+
+    def _au_cells(self, r: FaceResult) -> list[Any]:
+        """The AU cells of one row in :attr:`columns` order; no value (no face; no intensity on the GPU frame
+        path) is an empty cell."""
+        missing = ""
+        cells: dict[str, Any] = {}
+        for a in self.aus:
+            key = au_key(a)
+            if r.no_face:
+                cells[f"{key}_c"] = cells[f"{key}_p"] = cells[f"{key}_r"] = missing
+                continue
+            cells[f"{key}_c"] = int(r.states[a])
+            cells[f"{key}_p"] = f"{r.probabilities[a]:.4f}"
+            cells[f"{key}_r"] = f"{r.intensity[a]:.3f}" if a in r.intensity else missing
+        return [cells[c] for c in self.columns[len(_LEADING):]]
 
     def publish_status(self, status: Mapping[str, Any]) -> None:
         pass

@@ -6,12 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from aunets.stream.cli_args import add_pipeline_arguments, pipeline_config_from_args, positive_int
+from aunets.stream.cli_args import (
+    add_csv_style_argument,
+    add_pipeline_arguments,
+    pipeline_config_from_args,
+    positive_int,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file (or a folder of images)")
     p.add_argument("--csv", type=Path, required=True, help="OpenFace-compatible CSV to write")
+    add_csv_style_argument(p)
     p.add_argument("--plot", type=Path, default=None, help="PNG of AU probabilities over time")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,7 +53,8 @@ def _process(args: argparse.Namespace, config_path: Path) -> int:
     # written first, so an earlier run's config never sits beside this run's CSV, even after SIGKILL
     save_config(config_path, capture_config, pipeline_config,
                 {"engine_manifest": pipeline.engine.manifest.name, "complete": False, "stats": None})
-    writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps, intensity=pipeline.engine.has_intensity)
+    writer = OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps, intensity=pipeline.engine.has_intensity,
+                               style=args.csv_style)
     failure: SourceError | None = None
     stats = RunStats()
     ended = False  # run_stream returned: the source ended, --max-frames, or a stop signal

@@ -7,7 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from aunets.stream.cli_args import add_pipeline_arguments, pipeline_config_from_args, positive_int
+from aunets.stream.cli_args import (
+    add_csv_style_argument,
+    add_pipeline_arguments,
+    pipeline_config_from_args,
+    positive_int,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-subscriber", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for a subscriber before starting, so no early message is lost")
     p.add_argument("--csv", type=Path, default=None, help="also write an OpenFace-compatible CSV")
+    add_csv_style_argument(p)
     p.add_argument("--lsl", action="store_true",
                    help="also publish Lab Streaming Layer streams 'AUNets' and 'AUNets-events' (extra [lsl])")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
@@ -72,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     sinks: list[Sink] = [publisher]
     if args.csv:  # files: the video's own time, as `aunets process`; live sources: seconds since the first frame
         sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps if info else None,
-                                       intensity=pipeline.engine.has_intensity))
+                                       intensity=pipeline.engine.has_intensity, style=args.csv_style))
     if args.lsl:
         from aunets.stream.lsl_sink import LslOutlet
 
