@@ -179,6 +179,7 @@ class VideoWorker:
         source = make_source(str(job.video))
         try:
             info = source.open()
+            self.pipeline.frame_rate = info.fps if info.fps > 0 else None  # event durations in the video's frames
             writer = OpenFaceCsvWriter(partial, self.pipeline.aus, fps=info.fps,
                                        intensity=self.pipeline.engine.has_intensity, style=self.config.csv_style)
             while (image := source.read()) is not None:

@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aunets.stream.event_config import EventConfig
+
 if TYPE_CHECKING:
     from aunets.stream.pipeline import PipelineConfig
+
+
+EVENT_DEFAULTS = EventConfig()
 
 
 def positive_int(text: str) -> int:
@@ -65,6 +70,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration", choices=("on", "off"), default="on",
                    help="on (default): re-base each face's probabilities against its own online neutral baseline "
                         "before the median and thresholds (aunets.stream.calibration); off: the engine's as they are")
+    e = p.add_argument_group("AU states and events (see docs/events.md)")
+    e.add_argument("--on-delta", type=float, default=None, metavar="P",
+                   help=f"an AU turns on at its threshold + P (default {EVENT_DEFAULTS.on_delta})")
+    e.add_argument("--off-delta", type=float, default=None, metavar="P",
+                   help=f"an AU turns off below its threshold - P (default {EVENT_DEFAULTS.off_delta})")
+    e.add_argument("--min-on", type=float, default=None, metavar="SECONDS",
+                   help=f"on only after SECONDS above (default {EVENT_DEFAULTS.min_on_s}); delays onsets as much")
+    e.add_argument("--min-off", type=float, default=None, metavar="SECONDS",
+                   help=f"off only after SECONDS below (default {EVENT_DEFAULTS.min_off_s}); the shortest episode")
     g.add_argument("--threads", type=positive_int, default=2,
                    help="engine threads (default 2: decoding in the capture process leaves most of a core free)")
 
@@ -90,4 +104,10 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         tracker=TrackerConfig(detect_every=args.detect_every, max_faces=args.max_faces),
         threads=args.threads,
         calibration=CalibrationConfig(enabled=args.calibration == "on"),
+        events=EventConfig(
+            on_delta=EVENT_DEFAULTS.on_delta if args.on_delta is None else args.on_delta,
+            off_delta=EVENT_DEFAULTS.off_delta if args.off_delta is None else args.off_delta,
+            min_on_s=EVENT_DEFAULTS.min_on_s if args.min_on is None else args.min_on,
+            min_off_s=EVENT_DEFAULTS.min_off_s if args.min_off is None else args.min_off,
+        ),
     )

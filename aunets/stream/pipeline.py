@@ -27,7 +27,7 @@ from aunets.core.results import FaceResult
 from aunets.engines.engine import AUEngine, load_engine
 from aunets.engines.preprocess import compose_input, normalise
 from aunets.stream.calibration import CalibrationConfig, OnlineBaseline
-from aunets.stream.events import EventDetector
+from aunets.stream.events import EventConfig, EventDetector
 from aunets.stream.tracking import FaceDetector, FaceTracker, TrackerConfig, YuNetDetector
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class PipelineConfig:
     flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``).
     ``calibration``: online per-track neutral baseline applied to the probabilities before the median and the
     thresholds (:mod:`aunets.stream.calibration`); the results' ``probabilities`` stay raw.
+    ``events``: hysteresis and minimum durations of the on/off states (:mod:`aunets.stream.events`).
     """
 
     engine: Path | None = None
@@ -62,6 +63,7 @@ class PipelineConfig:
     threads: int = 2
     device: str = "cpu"
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    events: EventConfig = field(default_factory=EventConfig)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,10 +86,11 @@ class _Pending:
 
 class _TrackState:
     def __init__(self, track_id: int, aus: tuple[int, ...], window: int, lookahead: int,
-                 calibration: CalibrationConfig | None = None) -> None:
+                 calibration: CalibrationConfig | None = None, thresholds: np.ndarray | None = None,
+                 events: EventConfig | None = None) -> None:
         self.median = SlidingMedian(window, lookahead)
         self.baseline = OnlineBaseline(len(aus), calibration) if calibration and calibration.enabled else None
-        self.events = EventDetector(aus, track_id)
+        self.events = EventDetector(aus, track_id, thresholds, events)
         self.pending: deque[_Pending] = deque()
         self.view_probs: np.ndarray | None = None
         self.last_seen: _FrameMeta = (0, 0, 0.0, None)
@@ -125,6 +128,9 @@ class Pipeline:
         self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
         self.tracking_in_capture = detector is None
         """The default YuNet tracking can run in the capture process (see :func:`aunets.stream.runner.run_stream`)."""
+        self.frame_rate: float | None = None
+        """A file's frame rate: the events' minimum durations count its frames (index / rate) instead of
+        capture time, so a file gives the same states at any processing speed. None: capture time (live)."""
         self._prev_gray: np.ndarray | None = None
         self._tracks: dict[int, _TrackState] = {}
         self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "view": 0.0, "engine": 0.0, "median": 0.0}
@@ -258,16 +264,17 @@ class Pipeline:
     def _state(self, track_id: int) -> _TrackState:
         if track_id not in self._tracks:
             self._tracks[track_id] = _TrackState(track_id, self.aus, self.window, self.config.lookahead,
-                                                 self.config.calibration)
+                                                 self.config.calibration, self.thresholds, self.config.events)
         return self._tracks[track_id]
 
     def _finish(self, track_id: int, state: _TrackState, smoothed: np.ndarray) -> FaceResult:
         p = state.pending.popleft()
         k = len(self.aus)
         smoothed, intensity = smoothed[:k], smoothed[k:]
-        on = smoothed >= self.thresholds
         index, t_ns, t_wall, t_media = p.frame
-        events = state.events.update(on, p.probs, index, t_wall)
+        # durations count in the file's own time (its presentation times, else frames / rate), wall time live
+        t = t_media if t_media is not None else index / self.frame_rate if self.frame_rate else t_wall
+        on, events = state.events.update(smoothed, p.probs, index, t_wall, t)
         return FaceResult(
             frame_index=index,
             t_capture_ns=t_ns,

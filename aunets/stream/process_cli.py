@@ -50,6 +50,7 @@ def _process(args: argparse.Namespace, config_path: Path) -> int:
     capture_config = CaptureConfig(source=args.video, realtime=False, live=False)
     info = probe(args.video)  # a missing or unreadable file fails here, before the engine loads
     pipeline = Pipeline(pipeline_config)
+    pipeline.frame_rate = info.fps if info.fps > 0 else None  # the events' durations in the video's own frames
     # written first, so an earlier run's config never sits beside this run's CSV, even after SIGKILL
     save_config(config_path, capture_config, pipeline_config,
                 {"engine_manifest": pipeline.engine.manifest.name, "complete": False, "stats": None})

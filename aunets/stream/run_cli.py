@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     pipeline_config = pipeline_config_from_args(args)
     capture_config = CaptureConfig(source=args.source, realtime=args.realtime, live=True if args.live else None)
     pipeline = Pipeline(pipeline_config)
+    pipeline.frame_rate = info.fps if info and info.fps > 0 else None  # a file: durations in its own frames
     publisher = ZmqPublisher(args.pub, hwm=args.pub_hwm)
     sinks: list[Sink] = [publisher]
     if args.csv:  # files: the video's own time, as `aunets process`; live sources: seconds since the first frame
