@@ -1,9 +1,16 @@
-"""Lab Streaming Layer output (extra ``[lsl]``): AU probabilities and AU events as LSL streams.
+"""Lab Streaming Layer output (extra ``[lsl]``): AU values and AU events as LSL streams.
 
-Two outlets: ``<name>`` (type ``AU``), one float32 channel per AU holding the raw probability, then a last
-channel ``track`` holding the face's track id: one sample per face per frame (with ``--max-faces N`` several
-samples share a frame's time stamp; split them by ``track``), and one all-NaN sample for a frame with no face;
-and ``<name>-events`` (type ``Markers``), strings like ``"AU12 onset track 0"``.
+Two outlets. ``<name>`` (type ``AU``, float32): per AU, channels in this order: ``AUxx`` (the raw probability,
+0..1), then ``AUxx_smoothed`` (after calibration and the sliding median, 0..1), ``AUxx_state`` (the on/off state
+as 0/1, as ``au.frame``'s ``state``), ``AUxx_intensity`` (0..5, only for engines with an intensity output), and a
+last channel ``track`` (the face's track id). Every channel has a ``label``, ``unit``, ``type`` and ``description``
+in the stream's ``desc/channels`` (what LabRecorder writes into the XDF file). One sample per face per frame (with
+``--max-faces N`` several samples share a frame's time stamp; split them by ``track``), and one all-NaN sample for
+a frame with no face. ``<name>-events`` (type ``Markers``): strings like ``"AU12 onset track 0"``.
+
+``nominal_srate`` is the source's frame rate when it is known and one face is tracked (0, irregular, otherwise).
+``source_id`` is derived from the machine and the source (:func:`source_id`), so it is the same after a restart
+(LabRecorder picks a restarted stream up again) and differs between two instances on different sources.
 Samples are stamped with the frame's **capture** time: LSL's clock (``pylsl.local_clock()``) and
 ``time.monotonic()`` are the same clock on Linux, so LabRecorder aligns them with other streams exactly. Frames of
 a video file are stamped at the first frame's capture time plus their presentation time in the file, so the
@@ -12,9 +19,12 @@ stream keeps the file's own timing (variable frame rates too) rather than the ca
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import socket
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aunets.core.au import AU_NAMES, au_key
@@ -25,34 +35,78 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# (label suffix, unit, type, description) of each AU's channels, in stream order
+_KINDS = (
+    ("", "probability", "AUProbability", "raw per-frame probability"),
+    ("_smoothed", "probability", "AUProbabilitySmoothed", "probability after calibration and the sliding median"),
+    ("_state", "boolean", "AUState", "on/off state (1 on), as au.frame's state and the CSV's AUxx_c"),
+    ("_intensity", "FACS intensity 0-5", "AUIntensity", "intensity after the sliding median (OpenFace's AUxx_r)"),
+)
+
+
+def require_pylsl() -> None:
+    """Raise :class:`MissingExtraError` now (before a run starts) when pylsl is not installed."""
+    try:
+        import pylsl  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("pylsl", "lsl") from exc
+
+
+def source_id(source: str, name: str = "AUNets") -> str:
+    """A stable LSL ``source_id`` for ``source`` (a camera index, a file, a URL, or ``serve``) on this machine:
+    ``aunets-`` and 16 hex digits of the SHA-256 of the host name, the source (a file: its absolute path) and the
+    stream name."""
+    path = Path(source)
+    resolved = str(path.resolve()) if not source.isdigit() and path.exists() else source
+    digest = hashlib.sha256(f"{socket.gethostname()}\n{resolved}\n{name}".encode()).hexdigest()
+    return f"aunets-{digest[:16]}"
+
+
+def channel_labels(aus: Sequence[int], intensity: bool) -> list[str]:
+    """The data stream's channel labels, in order."""
+    kinds = _KINDS if intensity else _KINDS[:3]
+    return [f"{au_key(a)}{suffix}" for suffix, *_ in kinds for a in aus] + ["track"]
+
 
 class LslOutlet:
     """A :class:`~aunets.stream.publish.Sink` publishing to LSL.
 
-    ``rate``: the nominal frame rate in Hz (0 = irregular).
+    ``rate``: the nominal frame rate in Hz (0 = irregular). ``source``: what the stream comes from (a camera
+    index, a path, a URL), for :func:`source_id`; ``intensity``: carry the ``AUxx_intensity`` channels.
     """
 
-    def __init__(self, aus: Sequence[int], name: str = "AUNets", rate: float = 0.0, source_id: str = "aunets") -> None:
-        try:
-            import pylsl
-        except ImportError as exc:
-            raise MissingExtraError("pylsl", "lsl") from exc
-        self._pylsl = pylsl
+    def __init__(self, aus: Sequence[int], name: str = "AUNets", rate: float = 0.0, source: str = "",
+                 intensity: bool = False) -> None:
+        require_pylsl()
+        import pylsl
+
         self.aus = tuple(aus)
-        info = pylsl.StreamInfo(name, "AU", len(self.aus) + 1, rate, pylsl.cf_float32, source_id)
-        channels = info.desc().append_child("channels")
-        for au in self.aus:
-            ch = channels.append_child("channel")
-            ch.append_child_value("label", au_key(au))
-            ch.append_child_value("description", AU_NAMES[au])
-            ch.append_child_value("unit", "probability")
+        self.intensity = intensity
+        self.source_id = source_id(source, name)
+        labels = channel_labels(self.aus, intensity)
+        self._width = len(labels)
+        info = pylsl.StreamInfo(name, "AU", self._width, rate, pylsl.cf_float32, self.source_id)
+        desc = info.desc()
+        desc.append_child_value("manufacturer", "AUNets Live")
+        desc.append_child_value("source", source)
+        channels = desc.append_child("channels")
+        for suffix, unit, kind, what in _KINDS if intensity else _KINDS[:3]:
+            for au in self.aus:
+                ch = channels.append_child("channel")
+                ch.append_child_value("label", f"{au_key(au)}{suffix}")
+                ch.append_child_value("unit", unit)
+                ch.append_child_value("type", kind)
+                ch.append_child_value("description", f"{AU_NAMES[au]}: {what}")
         ch = channels.append_child("channel")
         ch.append_child_value("label", "track")
-        ch.append_child_value("description", "face track id (NaN: no face in this frame)")
         ch.append_child_value("unit", "id")
+        ch.append_child_value("type", "TrackId")
+        ch.append_child_value("description", "face track id (NaN: no face in this frame)")
         self._data = pylsl.StreamOutlet(info)
-        markers = pylsl.StreamInfo(f"{name}-events", "Markers", 1, 0.0, pylsl.cf_string, f"{source_id}-events")
+        markers = pylsl.StreamInfo(f"{name}-events", "Markers", 1, 0.0, pylsl.cf_string, f"{self.source_id}-events")
+        markers.desc().append_child_value("source", source)
         self._events = pylsl.StreamOutlet(markers)
+        log.info("LSL streams %r and %r (source_id %s, %.3g Hz)", name, f"{name}-events", self.source_id, rate)
         self._media_origin: float | None = None  # LSL time of a file's t_media = 0
 
     def _stamp(self, r: FaceResult) -> float:
@@ -71,10 +125,14 @@ class LslOutlet:
             if r.events_only:
                 continue
             if r.no_face:
-                values = [math.nan] * (len(self.aus) + 1)
+                values = [math.nan] * self._width
             else:
-                track = math.nan if r.track_id is None else float(r.track_id)
-                values = [*(r.probabilities[a] for a in self.aus), track]
+                values = [r.probabilities[a] for a in self.aus]
+                values += [r.smoothed[a] for a in self.aus]
+                values += [float(r.states[a]) for a in self.aus]
+                if self.intensity:  # the GPU frame path computes none: NaN
+                    values += [r.intensity.get(a, math.nan) for a in self.aus]
+                values.append(math.nan if r.track_id is None else float(r.track_id))
             self._data.push_sample(values, stamp)
 
     def publish_status(self, status: Mapping[str, Any]) -> None:
@@ -83,4 +141,3 @@ class LslOutlet:
     def close(self) -> None:
         del self._data
         del self._events
-

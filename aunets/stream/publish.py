@@ -75,6 +75,26 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class SinkGroup:
+    """One :class:`Sink` that hands everything to each of ``sinks`` in order (``aunets serve`` with ZeroMQ and
+    LSL); closing closes them all."""
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks = list(sinks)
+
+    def publish_results(self, results: Sequence[FaceResult]) -> None:
+        for sink in self.sinks:
+            sink.publish_results(results)
+
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.publish_status(status)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
 class ZmqPublisher:
     """A ZeroMQ XPUB socket bound to ``endpoint`` (behaves as PUB; XPUB lets us see subscriptions).
 

@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", type=Path, default=None, help="also write an OpenFace-compatible CSV")
     add_csv_style_argument(p)
     p.add_argument("--lsl", action="store_true",
-                   help="also publish Lab Streaming Layer streams 'AUNets' and 'AUNets-events' (extra [lsl])")
+                   help="also publish Lab Streaming Layer streams 'AUNets' and 'AUNets-events' (extra [lsl]; "
+                        "see docs/events.md)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
     p.add_argument("--stats-json", type=Path, default=None,
                    help="write the run's summary (fps, latency) as JSON, also when stopped by Ctrl-C or SIGTERM")
@@ -81,15 +82,21 @@ def _run(args: argparse.Namespace) -> int:
         sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps if info else None,
                                        intensity=pipeline.engine.has_intensity, style=args.csv_style))
     if args.lsl:
-        from aunets.stream.lsl_sink import LslOutlet
+        from aunets.stream.lsl_sink import require_pylsl
 
-        sinks.append(LslOutlet(pipeline.aus))
+        require_pylsl()
 
     opened: list[SourceInfo] = []
     failed_to_open = False
 
     def started(source_info: SourceInfo) -> None:
         opened.append(source_info)
+        if args.lsl:  # made once the source is open: a camera's frame rate is only known then
+            from aunets.stream.lsl_sink import LslOutlet
+
+            rate = source_info.fps if pipeline_config.tracker.max_faces == 1 else 0.0  # N faces: N samples a frame
+            sinks.append(LslOutlet(pipeline.aus, rate=rate, source=args.source,
+                                   intensity=pipeline.engine.has_intensity))  # fmt: skip
         print(f"aunets run: publishing au.frame, au.event, au.status on {publisher.last_endpoint} "
               f"(engine {pipeline.engine.manifest.name}, median window {pipeline.window}, "
               f"look-ahead {pipeline.latency_frames} frames); Ctrl-C to stop", file=sys.stderr)

@@ -107,7 +107,7 @@ def run_stream(
     had, see :mod:`aunets.stream.shutdown`). Sinks are flushed and closed by the caller.
 
     ``stats``: filled in place (so the caller has the counters also when this raises); ``on_start`` is
-    called once the source is open.
+    called once the source is open (it may append sinks to ``sinks``, as ``aunets run --lsl`` does).
 
     Every ``status_every_s`` seconds each sink gets a status (fps, frames, drops, latency p50/p99 over the
     last interval). Raises :class:`~aunets.core.errors.SourceError` after handing every computed result to the

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect-timeout", type=float, default=20.0, metavar="SECONDS",
                    help="free a session whose browser has not connected SECONDS after its offer (default 20)")
     p.add_argument("--config-json", type=Path, default=None, help="write the resolved configuration as JSON")
+    p.add_argument("--lsl", action="store_true",
+                   help="also publish the Lab Streaming Layer streams, as `aunets run --lsl` (extra [lsl])")
     add_pipeline_arguments(p)
 
 
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.connect_timeout <= 0:
         raise ConfigError(f"--connect-timeout must be more than 0 s, got {args.connect_timeout}")
     check_output(args.config_json, "--config-json")
+    if args.lsl:
+        from aunets.stream.lsl_sink import require_pylsl
+
+        require_pylsl()
     pub = None if args.pub.lower() == "none" else args.pub
     warning = check_endpoint(pub) if pub else None
     if warning:
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         connect_timeout_s=args.connect_timeout,
         allow_origins=tuple(args.allow_origin),
+        lsl=args.lsl,
     )
     if args.config_json:
         write_json(args.config_json, to_json(config.to_json(), indent=2), "--config-json")

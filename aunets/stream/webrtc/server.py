@@ -35,7 +35,7 @@ from aunets.core.au import AU_NAMES, au_key
 from aunets.core.errors import ConfigError, MissingExtraError
 from aunets.stream.messages import to_json
 from aunets.stream.pipeline import Pipeline, PipelineConfig
-from aunets.stream.publish import DEFAULT_ENDPOINT, Sink, ZmqPublisher
+from aunets.stream.publish import DEFAULT_ENDPOINT, Sink, SinkGroup, ZmqPublisher
 from aunets.stream.webrtc.ice import IceServer, rtc_configuration, use_host_addresses
 from aunets.stream.webrtc.saliency import SaliencyService
 from aunets.stream.webrtc.session import MarkerLayout, PeerSession
@@ -88,7 +88,8 @@ class ServeConfig:
     localhost). ``max_sessions``: concurrent peers. ``status_every_s``: ``au.status`` period per peer.
     ``connect_timeout_s``: an answered peer that has not connected by then is closed and its slot freed.
     ``allow_origins``: see :attr:`allowed_hosts`. ``request_deadline_s``: seconds a connection has for its
-    request line and headers, and then again for its body."""
+    request line and headers, and then again for its body.
+    ``lsl``: also publish the LSL streams (extra ``[lsl]``; source ``serve``, irregular rate)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -102,6 +103,7 @@ class ServeConfig:
     connect_timeout_s: float = 20.0
     allow_origins: tuple[str, ...] = ()
     request_deadline_s: float = 10.0
+    lsl: bool = False
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
@@ -175,8 +177,13 @@ class AUServer:
             )
         self.saliency = SaliencyService(self.engine, self.config.pipeline.margin)
         self.host_addresses = use_host_addresses(self.config.host)
-        if self.publisher is None and self.config.pub:
-            self.publisher = ZmqPublisher(self.config.pub)
+        if self.publisher is None and (self.config.pub or self.config.lsl):
+            sinks: list[Sink] = [ZmqPublisher(self.config.pub)] if self.config.pub else []
+            if self.config.lsl:
+                from aunets.stream.lsl_sink import LslOutlet
+
+                sinks.append(LslOutlet(self.engine.aus, source="serve", intensity=self.engine.has_intensity))
+            self.publisher = sinks[0] if len(sinks) == 1 else SinkGroup(sinks)
             self._own_publisher = True
         ssl_context = None
         if self.config.certfile:
