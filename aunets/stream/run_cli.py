@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lsl", action="store_true",
                    help="also publish Lab Streaming Layer streams 'AUNets' and 'AUNets-events' (extra [lsl]; "
                         "see docs/events.md)")
+    p.add_argument("--osc", default=None, metavar="HOST:PORT",
+                   help="also send OSC messages over UDP to HOST:PORT, e.g. 127.0.0.1:9000 (extra [osc]; "
+                        "addresses in docs/events.md)")
     p.add_argument("--max-frames", type=positive_int, default=None, help="stop after N frames")
     p.add_argument("--stats-json", type=Path, default=None,
                    help="write the run's summary (fps, latency) as JSON, also when stopped by Ctrl-C or SIGTERM")
@@ -58,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     from aunets.stream.capture import CaptureConfig
     from aunets.stream.csv_sink import OpenFaceCsvWriter
     from aunets.stream.messages import to_json
+    from aunets.stream.osc_sink import parse_osc_target, require_python_osc
     from aunets.stream.outputs import write_json
     from aunets.stream.pipeline import Pipeline
     from aunets.stream.publish import Sink, ZmqPublisher, check_endpoint
@@ -69,6 +73,11 @@ def _run(args: argparse.Namespace) -> int:
     warning = check_endpoint(args.pub)
     if warning:
         print(f"aunets run: WARNING: {warning}", file=sys.stderr)
+    osc = parse_osc_target(args.osc) if args.osc else None
+    if osc and osc[2]:
+        print(f"aunets run: WARNING: {osc[2]}", file=sys.stderr)
+    if osc:
+        require_python_osc()
     source = make_source(args.source)
     is_file = not (isinstance(source, VideoSource) and (source.is_camera or source.is_url))
     info = probe(args.source) if is_file else None  # a missing or unreadable file fails here
@@ -81,6 +90,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.csv:  # files: the video's own time, as `aunets process`; live sources: seconds since the first frame
         sinks.append(OpenFaceCsvWriter(args.csv, pipeline.aus, fps=info.fps if info else None,
                                        intensity=pipeline.engine.has_intensity, style=args.csv_style))
+    if osc:
+        from aunets.stream.osc_sink import OscSender
+
+        sinks.append(OscSender(osc[0], osc[1], pipeline.aus))
     if args.lsl:
         from aunets.stream.lsl_sink import require_pylsl
 

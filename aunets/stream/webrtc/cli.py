@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-json", type=Path, default=None, help="write the resolved configuration as JSON")
     p.add_argument("--lsl", action="store_true",
                    help="also publish the Lab Streaming Layer streams, as `aunets run --lsl` (extra [lsl])")
+    p.add_argument("--osc", default=None, metavar="HOST:PORT",
+                   help="also send OSC messages to HOST:PORT, as `aunets run --osc` (extra [osc])")
     add_pipeline_arguments(p)
 
 
@@ -58,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
         from aunets.stream.lsl_sink import require_pylsl
 
         require_pylsl()
+    if args.osc:
+        from aunets.stream.osc_sink import parse_osc_target, require_python_osc
+
+        osc_warning = parse_osc_target(args.osc)[2]
+        if osc_warning:
+            print(f"aunets serve: WARNING: {osc_warning}", file=sys.stderr)
+        require_python_osc()
     pub = None if args.pub.lower() == "none" else args.pub
     warning = check_endpoint(pub) if pub else None
     if warning:
@@ -74,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         connect_timeout_s=args.connect_timeout,
         allow_origins=tuple(args.allow_origin),
         lsl=args.lsl,
+        osc=args.osc,
     )
     if args.config_json:
         write_json(args.config_json, to_json(config.to_json(), indent=2), "--config-json")

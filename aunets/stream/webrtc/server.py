@@ -89,7 +89,8 @@ class ServeConfig:
     ``connect_timeout_s``: an answered peer that has not connected by then is closed and its slot freed.
     ``allow_origins``: see :attr:`allowed_hosts`. ``request_deadline_s``: seconds a connection has for its
     request line and headers, and then again for its body.
-    ``lsl``: also publish the LSL streams (extra ``[lsl]``; source ``serve``, irregular rate)."""
+    ``lsl``: also publish the LSL streams (extra ``[lsl]``; source ``serve``, irregular rate). ``osc``:
+    ``HOST:PORT`` to also send OSC messages to (extra ``[osc]``)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -104,6 +105,7 @@ class ServeConfig:
     allow_origins: tuple[str, ...] = ()
     request_deadline_s: float = 10.0
     lsl: bool = False
+    osc: str | None = None
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
@@ -177,12 +179,17 @@ class AUServer:
             )
         self.saliency = SaliencyService(self.engine, self.config.pipeline.margin)
         self.host_addresses = use_host_addresses(self.config.host)
-        if self.publisher is None and (self.config.pub or self.config.lsl):
+        if self.publisher is None and (self.config.pub or self.config.lsl or self.config.osc):
             sinks: list[Sink] = [ZmqPublisher(self.config.pub)] if self.config.pub else []
             if self.config.lsl:
                 from aunets.stream.lsl_sink import LslOutlet
 
                 sinks.append(LslOutlet(self.engine.aus, source="serve", intensity=self.engine.has_intensity))
+            if self.config.osc:
+                from aunets.stream.osc_sink import OscSender, parse_osc_target
+
+                host, osc_port, _ = parse_osc_target(self.config.osc)
+                sinks.append(OscSender(host, osc_port, self.engine.aus))
             self.publisher = sinks[0] if len(sinks) == 1 else SinkGroup(sinks)
             self._own_publisher = True
         ssl_context = None
