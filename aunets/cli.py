@@ -45,11 +45,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (none for the top-level help), so one broken or
     missing optional subcommand never takes the others down."""
+    from aunets import __version__
+
     parser = argparse.ArgumentParser(prog="aunets", description="AUNets Live: facial Action Units from live video.")
+    parser.add_argument("--version", action="version", version=f"aunets {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    # -v also after the subcommand (`aunets run 0 -v`); SUPPRESS keeps the top-level count when it is not given
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text, parents=[verbose])
         if name != command:
             continue
         try:
