@@ -122,6 +122,8 @@ def run_stream(
     with Capture(capture_config, stop=stop) as cap:
         if cap.info is None:  # stopped while the source was opening
             return stats
+        if pipeline.frame_rate is None and not cap.info.live and cap.info.fps > 0:
+            pipeline.frame_rate = cap.info.fps  # a file: event durations in its own frames, at any speed
         if on_start is not None:
             on_start(cap.info)
         if progress:
