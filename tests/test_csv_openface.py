@@ -4,7 +4,8 @@ uses on real OpenFace files; ``--csv-style compact`` keeps the plain layout.
 
 The reference is a real OpenFace 2.2 output in ``../shared/realfaces/openface`` (its AU names and their order) and
 FeatureExtraction's own header rule (OpenFace's ``RecorderCSV::Open``: ``"frame, face_id, timestamp, confidence,
-success"``, then each ``", " + name``, the ``_r`` names sorted, then the ``_c`` names sorted). The collection's
+success"``, then each ``", " + name``: with ``-pose`` ``pose_Tx, pose_Ty, pose_Tz, pose_Rx, pose_Ry, pose_Rz``
+(we have no translation: the ``pose_R`` ones), the ``_r`` names sorted, then the ``_c`` names sorted). The collection's
 files carry OpenFace's AU columns as it wrote them, but their header was re-joined with ``","`` and has no
 ``face_id``, so the leading columns and the separator are checked against the rule, not that file.
 """
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from aunets.core.au import au_key
+from aunets.core.headpose import HeadPose
 from aunets.core.results import FaceResult
 from aunets.models.data.realfaces import default_root
 from aunets.models.realface_benchmark import OPENFACE_AUS, read_openface
@@ -46,6 +48,7 @@ def _results(n: int = 6, no_face: tuple[int, ...] = (2,)) -> list[FaceResult]:
             probabilities=dict(zip(AUS, p.tolist(), strict=True)), smoothed=dict(zip(AUS, p.tolist(), strict=True)),
             states={a: bool(v >= 0.5) for a, v in zip(AUS, p, strict=True)},
             intensity={a: float(5 * v) for a, v in zip(AUS, p, strict=True)},
+            pose=HeadPose(0.1 * i, -0.2, 0.05),
         ))  # fmt: skip
     return out
 
@@ -57,9 +60,10 @@ def _write(path: Path, results: list[FaceResult], style: str = "openface") -> Pa
     return path
 
 
-def _feature_extraction_header(reg: list[str], cls: list[str]) -> str:
-    """The header line OpenFace 2.2's FeatureExtraction writes for a sequence with AUs only (``-aus``)."""
-    line = "frame, face_id, timestamp, confidence, success"
+def _feature_extraction_header(reg: list[str], cls: list[str], pose: list[str]) -> str:
+    """The header line OpenFace 2.2's FeatureExtraction writes for a sequence with the pose (``pose`` of its
+    columns) and the AUs (``-pose -aus``)."""
+    line = "frame, face_id, timestamp, confidence, success" + "".join(f", {name}" for name in pose)
     line += "".join(f", {name}_r" for name in sorted(reg))
     return line + "".join(f", {name}_c" for name in sorted(cls))
 
@@ -78,7 +82,7 @@ def test_header_is_openface_feature_extractions_for_our_aus_then_the_probabiliti
     ours = {au_key(a) for a in AUS}
     # our AUs that OpenFace has keep OpenFace's names and places; AU24 (not in OpenFace) sorts in among them
     expected = _feature_extraction_header([n for n in reg if n in ours] + ["AU24"], [n for n in cls if n in ours]
-                                          + ["AU24"])  # fmt: skip
+                                          + ["AU24"], ["pose_Rx", "pose_Ry", "pose_Rz"])  # fmt: skip
     expected += "".join(f", {au_key(a)}_p" for a in AUS)
     header = _write(tmp_path / "o.csv", _results()).read_text(encoding="utf-8").splitlines()[0]
     assert header == expected
@@ -89,7 +93,8 @@ def test_pandas_idioms_of_openface_users_work(tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas", reason="pandas is in the [dev] extra")
     results = _results()
     df = pd.read_csv(_write(tmp_path / "o.csv", results))
-    assert list(df.columns[:5]) == ["frame", " face_id", " timestamp", " confidence", " success"]
+    assert list(df.columns[:8]) == ["frame", " face_id", " timestamp", " confidence", " success", " pose_Rx",
+                                    " pose_Ry", " pose_Rz"]  # fmt: skip
     assert df[" success"].tolist() == [0 if r.no_face else 1 for r in results]
     assert df["frame"].tolist() == [r.frame_index + 1 for r in results]
     assert df[" timestamp"].tolist() == pytest.approx([r.frame_index / 25.0 for r in results])
@@ -102,6 +107,8 @@ def test_pandas_idioms_of_openface_users_work(tmp_path: Path) -> None:
     assert ok[" AU12_c"].astype(int).tolist() == [int(r.states[12]) for r in face]
     assert ok[" AU12_p"].tolist() == pytest.approx([r.probabilities[12] for r in face], abs=6e-5)
     assert df[df[" success"] == 0][" AU12_r"].isna().all()
+    assert ok[" pose_Rx"].tolist() == pytest.approx([r.pose.rx for r in face if r.pose], abs=6e-4)
+    assert df[" pose_Ry"].dtype.kind == "f" and df[df[" success"] == 0][" pose_Ry"].isna().all()
     aus = [c.strip() for c in df.columns if c.strip().startswith("AU") and c.endswith("_r")]  # py-feat's way
     assert aus == [f"{au_key(a)}_r" for a in AUS]
     stripped = pd.read_csv(tmp_path / "o.csv", skipinitialspace=True)
@@ -137,7 +144,7 @@ def test_compact_style_keeps_the_plain_layout(tmp_path: Path) -> None:
     assert ", " not in lines[0]
     header = lines[0].split(",")
     assert header == csv_columns(AUS, intensity=True, style="compact")
-    assert header[5:8] == ["AU01_c", "AU02_c", "AU04_c"] and header[-1] == "AU24_r"
+    assert header[5:8] == ["AU01_c", "AU02_c", "AU04_c"] and header[-4:] == ["AU24_r", "pose_Rx", "pose_Ry", "pose_Rz"]
     rows = list(csv.DictReader(path.open(newline="")))
     assert rows[2]["success"] == "0" and rows[2]["AU12_r"] == "" and rows[2]["AU12_p"] == ""
     assert float(rows[0]["AU12_p"]) == pytest.approx(results[0].probabilities[12], abs=6e-5)

@@ -85,6 +85,8 @@ def test_inlet_sees_rate_source_id_metadata_and_the_pipelines_values(
     assert {c["unit"] for c in channels[2 * k : 3 * k]} == {"boolean"} and channels[-1]["label"] == "track"
     assert [c["type"] for c in channels[k - 1 : k + 1]] == ["AUProbability", "AUProbabilitySmoothed"]
     assert all(c["description"] for c in channels)
+    assert [c["label"] for c in channels[-4:-1]] == ["pose_pitch", "pose_yaw", "pose_roll"]
+    assert {c["unit"] for c in channels[-4:-1]} == {"degrees"}
 
     samples: list[list[float]] = []
     done = threading.Event()
@@ -115,6 +117,7 @@ def test_inlet_sees_rate_source_id_metadata_and_the_pipelines_values(
         assert s[k : 2 * k] == pytest.approx([r.smoothed[a] for a in pipeline.aus], abs=1e-6)
         assert s[2 * k : 3 * k] == [float(r.states[a]) for a in pipeline.aus]
         assert s[-1] == r.track_id
+        assert r.pose is not None and s[-4:-1] == pytest.approx(list(r.pose.degrees()), abs=1e-3)
 
 
 def test_intensity_channels_carry_their_unit() -> None:
@@ -127,8 +130,9 @@ def test_intensity_channels_carry_their_unit() -> None:
     channels = _channels(pylsl.StreamInlet(streams[0]).info(timeout=10))
     outlet.close()
     assert [c["label"] for c in channels] == ["AU06", "AU12", "AU06_smoothed", "AU12_smoothed", "AU06_state",
-                                              "AU12_state", "AU06_intensity", "AU12_intensity", "track"]
-    assert channels[-2]["unit"] == "FACS intensity 0-5" and channels[-2]["type"] == "AUIntensity"
+                                              "AU12_state", "AU06_intensity", "AU12_intensity", "pose_pitch",
+                                              "pose_yaw", "pose_roll", "track"]
+    assert channels[-5]["unit"] == "FACS intensity 0-5" and channels[-5]["type"] == "AUIntensity"
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def test_lsl_outlet_streams_probabilities_stamped_with_capture_time(
     assert streams, "the LSL outlet was not found on loopback"
     inlet = pylsl.StreamInlet(streams[0], max_buflen=60)
     inlet.open_stream(timeout=10)
-    assert inlet.info().channel_count() == 3 * len(pipeline.aus) + 1  # probability, smoothed, state; track id
+    assert inlet.info().channel_count() == 3 * len(pipeline.aus) + 4  # probability, smoothed, state; pose; track
     samples: list[tuple[list[float], float]] = []
     done = threading.Event()
 

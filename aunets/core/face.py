@@ -23,13 +23,15 @@ class Detection:
 
 @dataclass
 class Track:
-    """A face followed across frames; ``box`` is the smoothed box, ``misses`` consecutive failed detections."""
+    """A face followed across frames; ``box`` is the smoothed box, ``misses`` consecutive failed detections,
+    ``landmarks`` the detector's 5 points (5, 2) px of its last detection (None: not known)."""
 
     track_id: int
     box: Box
     score: float
     misses: int = 0
     age: int = 0
+    landmarks: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def area(self) -> float:

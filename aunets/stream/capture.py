@@ -63,7 +63,7 @@ class CaptureConfig:
 # slot states
 _FREE, _FILLED, _READING, _WRITING = 0, 1, 2, 3
 _META = 4  # per slot: index, monotonic ns, wall time, presentation time (NaN: none)
-_TRACK_FIELDS = 6  # track id, x, y, w, h, score
+_TRACK_FIELDS = 16  # track id, x, y, w, h, score, the 5 landmarks' x, y (NaN: none)
 # counters (a RawArray of int64): written by one side, read by the other, no lock needed
 _DROPPED, _ENDED, _TRACK_NS, _ERROR_SENT, _STOP = range(5)
 _POLL_S = 0.05
@@ -147,7 +147,8 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
                 track_meta[base] = len(tracks)
                 for k, t in enumerate(tracks):
                     track_meta[base + 1 + k * _TRACK_FIELDS : base + 1 + (k + 1) * _TRACK_FIELDS] = [
-                        t.track_id, *t.box, t.score]
+                        t.track_id, *t.box, t.score,
+                        *(t.landmarks.reshape(10).tolist() if t.landmarks is not None else [math.nan] * 10)]
                 states[slot] = _FILLED
             _wake(filled_w)
             index += 1
@@ -380,7 +381,9 @@ class Capture:
         out = []
         for k in range(int(data[base])):
             f = data[base + 1 + k * _TRACK_FIELDS : base + 1 + (k + 1) * _TRACK_FIELDS]
-            out.append(Track(track_id=int(f[0]), box=(f[1], f[2], f[3], f[4]), score=f[5]))
+            points = np.array(f[6:16], dtype=np.float32).reshape(5, 2)
+            out.append(Track(track_id=int(f[0]), box=(f[1], f[2], f[3], f[4]), score=f[5],
+                             landmarks=points if np.isfinite(points).all() else None))
         return tuple(out)
 
     def _check_error(self) -> None:

@@ -2,10 +2,11 @@
 
 Columns: ``frame`` (1-based, as OpenFace), ``face_id``, ``timestamp`` (seconds: the frame's presentation time
 in the video for files, read from the container, so variable-frame-rate files are right too; seconds since the
-first captured frame for live sources),
-``confidence``, ``success``, then per AU: ``AUxx_r`` (intensity 0..5 after the median, OpenFace's name and scale;
-only for engines with an intensity output), ``AUxx_c`` (0/1 presence after the median) and ``AUxx_p`` (raw
-probability, an extra column OpenFace does not have).
+first captured frame for live sources), ``confidence``, ``success``, ``pose_Rx``, ``pose_Ry``, ``pose_Rz``
+(head pitch, yaw, roll in radians, as OpenFace names them; see :mod:`aunets.core.headpose`), then per AU:
+``AUxx_r`` (intensity 0..5 after the median, OpenFace's name and scale; only for engines with an intensity
+output), ``AUxx_c`` (0/1 state after the median) and ``AUxx_p`` (raw probability, an extra column OpenFace does
+not have).
 
 Two styles (:data:`CSV_STYLES`):
 
@@ -13,8 +14,8 @@ Two styles (:data:`CSV_STYLES`):
   ``", "`` (so ``pd.read_csv(path)[" AU12_r"]`` and ``[" success"]`` work as with OpenFace's files), every
   ``AUxx_r`` before every ``AUxx_c``, then the ``AUxx_p`` columns last. A no-face frame has ``success`` 0 and
   empty AU cells (written ``,`` without the space, so pandas reads NaN and the columns stay numeric).
-- ``compact``: plain ``","`` CSV, ``AUxx_c``, then ``AUxx_p``, then ``AUxx_r``; a no-face frame has empty AU
-  values.
+- ``compact``: plain ``","`` CSV, ``AUxx_c``, then ``AUxx_p``, then ``AUxx_r``, then the pose; a no-face frame
+  has empty AU values.
 
 Both load with ``csv.DictReader(fh, skipinitialspace=True)``, as OpenFace's own files do. Rows are flushed to the
 operating system after every frame, so an error, a signal or even SIGKILL loses nothing already handed to the
@@ -41,6 +42,7 @@ CSV_STYLES = ("openface", "compact")
 """``openface``: OpenFace 2.2 FeatureExtraction's layout and ``", "`` separator (default); ``compact``: plain CSV."""
 
 _LEADING = ["frame", "face_id", "timestamp", "confidence", "success"]
+POSE_COLUMNS = ["pose_Rx", "pose_Ry", "pose_Rz"]
 _SUFFIXES = {"openface": ("r", "c", "p"), "compact": ("c", "p", "r")}
 
 
@@ -49,7 +51,9 @@ def csv_columns(aus: Sequence[int], intensity: bool = False, style: str = "openf
     if style not in _SUFFIXES:
         raise ConfigError(f"unknown CSV style {style!r}; choose {' or '.join(CSV_STYLES)}")
     suffixes = [s for s in _SUFFIXES[style] if intensity or s != "r"]
-    return _LEADING + [f"{au_key(a)}_{s}" for s in suffixes for a in aus]
+    au_columns = [f"{au_key(a)}_{s}" for s in suffixes for a in aus]
+    # OpenFace writes the pose before the AUs; the compact style keeps its older columns first
+    return _LEADING + POSE_COLUMNS + au_columns if style == "openface" else _LEADING + au_columns + POSE_COLUMNS
 
 
 class _OpenFaceRows:
@@ -129,10 +133,12 @@ class OpenFaceCsvWriter:
         self._flush()
 
     def _au_cells(self, r: FaceResult) -> list[Any]:
-        """The AU cells of one row in :attr:`columns` order; no value (no face; no intensity on the GPU frame
-        path) is an empty cell."""
+        """The pose and AU cells of one row in :attr:`columns` order; no value (no face; no intensity on the GPU
+        frame path; no landmarks) is an empty cell."""
         missing = ""
-        cells: dict[str, Any] = {}
+        cells: dict[str, Any] = dict.fromkeys(POSE_COLUMNS, missing)
+        if r.pose is not None:
+            cells.update(zip(POSE_COLUMNS, (f"{v:.3f}" for v in (r.pose.rx, r.pose.ry, r.pose.rz)), strict=True))
         for a in self.aus:
             key = au_key(a)
             if r.no_face:

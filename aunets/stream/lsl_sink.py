@@ -2,11 +2,13 @@
 
 Two outlets. ``<name>`` (type ``AU``, float32): per AU, channels in this order: ``AUxx`` (the raw probability,
 0..1), then ``AUxx_smoothed`` (after calibration and the sliding median, 0..1), ``AUxx_state`` (the on/off state
-as 0/1, as ``au.frame``'s ``state``), ``AUxx_intensity`` (0..5, only for engines with an intensity output), and a
-last channel ``track`` (the face's track id). Every channel has a ``label``, ``unit``, ``type`` and ``description``
-in the stream's ``desc/channels`` (what LabRecorder writes into the XDF file). One sample per face per frame (with
-``--max-faces N`` several samples share a frame's time stamp; split them by ``track``), and one all-NaN sample for
-a frame with no face. ``<name>-events`` (type ``Markers``): strings like ``"AU12 onset track 0"``.
+as 0/1, as ``au.frame``'s ``state``), ``AUxx_intensity`` (0..5, only for engines with an intensity output), then
+``pose_pitch``, ``pose_yaw``, ``pose_roll`` (head pose in degrees, :mod:`aunets.core.headpose`; NaN when unknown)
+and a last channel ``track`` (the face's track id). Every channel has a ``label``, ``unit``, ``type`` and
+``description`` in the stream's ``desc/channels`` (what LabRecorder writes into the XDF file). One sample per
+face per frame (with ``--max-faces N`` several samples share a frame's time stamp; split them by ``track``), and
+one all-NaN sample for a frame with no face. ``<name>-events`` (type ``Markers``): strings like
+``"AU12 onset track 0"``.
 
 ``nominal_srate`` is the source's frame rate when it is known and one face is tracked (0, irregular, otherwise).
 ``source_id`` is derived from the machine and the source (:func:`source_id`), so it is the same after a restart
@@ -44,6 +46,10 @@ _KINDS = (
 )
 
 
+_POSE = (("pose_pitch", "positive: chin down"), ("pose_yaw", "positive: the face turns to the image's left"),
+         ("pose_roll", "positive: the head tilts to the image's right"))
+
+
 def require_pylsl() -> None:
     """Raise :class:`MissingExtraError` now (before a run starts) when pylsl is not installed."""
     try:
@@ -65,7 +71,7 @@ def source_id(source: str, name: str = "AUNets") -> str:
 def channel_labels(aus: Sequence[int], intensity: bool) -> list[str]:
     """The data stream's channel labels, in order."""
     kinds = _KINDS if intensity else _KINDS[:3]
-    return [f"{au_key(a)}{suffix}" for suffix, *_ in kinds for a in aus] + ["track"]
+    return [f"{au_key(a)}{suffix}" for suffix, *_ in kinds for a in aus] + [name for name, _ in _POSE] + ["track"]
 
 
 class LslOutlet:
@@ -97,6 +103,12 @@ class LslOutlet:
                 ch.append_child_value("unit", unit)
                 ch.append_child_value("type", kind)
                 ch.append_child_value("description", f"{AU_NAMES[au]}: {what}")
+        for label, sign in _POSE:
+            ch = channels.append_child("channel")
+            ch.append_child_value("label", label)
+            ch.append_child_value("unit", "degrees")
+            ch.append_child_value("type", "HeadPose")
+            ch.append_child_value("description", f"head pose from the face detector's landmarks, {sign}")
         ch = channels.append_child("channel")
         ch.append_child_value("label", "track")
         ch.append_child_value("unit", "id")
@@ -132,6 +144,7 @@ class LslOutlet:
                 values += [float(r.states[a]) for a in self.aus]
                 if self.intensity:  # the GPU frame path computes none: NaN
                     values += [r.intensity.get(a, math.nan) for a in self.aus]
+                values += list(r.pose.degrees()) if r.pose is not None else [math.nan] * 3
                 values.append(math.nan if r.track_id is None else float(r.track_id))
             self._data.push_sample(values, stamp)
 

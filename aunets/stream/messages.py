@@ -39,6 +39,8 @@ def frame_payload(result: FaceResult, seq: int, t_publish: float) -> dict[str, A
         "smoothed": {au_key(a): round(p, 4) for a, p in result.smoothed.items()},
         **({"intensity": {au_key(a): round(v, 3) for a, v in result.intensity.items()}} if result.intensity else {}),
         "state": {au_key(a): int(s) for a, s in result.states.items()},
+        "pose": (dict(zip(("pitch", "yaw", "roll"), (round(v, 1) for v in result.pose.degrees()), strict=True))
+                 if result.pose is not None else None),
     }
 
 

@@ -22,6 +22,7 @@ from aunets.core.face import Box, Track
 from aunets.core.flow import compute_flows, encode_flow
 from aunets.core.flow_registry import create_flow_backend
 from aunets.core.frame import Frame
+from aunets.core.headpose import HeadPose, estimate_head_pose
 from aunets.core.median import SlidingMedian, check_window
 from aunets.core.results import FaceResult
 from aunets.engines.engine import AUEngine, load_engine
@@ -82,6 +83,7 @@ class _Pending:
     confidence: float
     view: int
     probs: np.ndarray
+    pose: HeadPose | None = None
 
 
 class _TrackState:
@@ -155,8 +157,10 @@ class Pipeline:
             # a track missed in this frame keeps its median and events until the tracker would have dropped it
             if track_id not in live_ids and frame.index - state.last_seen[0] > self.config.tracker.max_misses:
                 results.extend(self._end_track(track_id))
+        height, width = frame.image.shape[:2]
+        poses = [None if t.landmarks is None else estimate_head_pose(t.landmarks, width, height) for t in tracks]
         if self.gpu is not None:
-            return results + self._process_gpu(frame, tracks, meta, t0, t1)
+            return results + self._process_gpu(frame, tracks, meta, t0, t1, poses)
         # the previous frame is only needed (in grey) for the flow of engines that use it
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY) if spec.uses_flow else None
         if not tracks:
@@ -180,7 +184,7 @@ class Pipeline:
         t3 = time.perf_counter()
         probs, intensity = self.engine.infer(samples, views)  # one batched call for every track of the frame
         t4 = time.perf_counter()
-        results.extend(self._smooth(tracks, views, probs, meta, intensity))
+        results.extend(self._smooth(tracks, views, probs, meta, intensity, poses))
         t5 = time.perf_counter()
         self._prev_gray = gray
         self.timings["detect"] += t1 - t0
@@ -191,13 +195,15 @@ class Pipeline:
         return results
 
     def _smooth(self, tracks: list[Track], views: list[int], probs: np.ndarray, meta: _FrameMeta,
-                intensity: np.ndarray | None = None) -> list[FaceResult]:
+                intensity: np.ndarray | None = None,
+                poses: list[HeadPose | None] | None = None) -> list[FaceResult]:
         """Push one frame's probabilities (N, K), and intensities (N, K) when given, into each track's median
         (one median over both, side by side); the results that became final."""
         results = []
         for i, track in enumerate(tracks):
             state = self._state(track.track_id)
-            state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i]))
+            pose = poses[i] if poses else None
+            state.pending.append(_Pending(meta, track.box, track.score, views[i], probs[i], pose))
             state.last_seen = meta
             p = probs[i] if state.baseline is None else state.baseline.update(probs[i])
             out = state.median.push(p if intensity is None else np.concatenate([p, intensity[i]]))
@@ -206,7 +212,7 @@ class Pipeline:
         return results
 
     def _process_gpu(self, frame: Frame, tracks: list[Track], meta: _FrameMeta, t0: float,
-                     t1: float) -> list[FaceResult]:
+                     t1: float, poses: list[HeadPose | None]) -> list[FaceResult]:
         """The GPU frame path: one upload, crop/flow/normalise/detectors on the GPU, probabilities back."""
         assert self.gpu is not None
         if not tracks:
@@ -220,7 +226,7 @@ class Pipeline:
         t2 = time.perf_counter()
         probs = self.gpu.infer(frame.image, [t.box for t in tracks], views)
         t3 = time.perf_counter()
-        results = self._smooth(tracks, views, probs, meta)
+        results = self._smooth(tracks, views, probs, meta, poses=poses)
         self.timings["detect"] += t1 - t0
         self.timings["engine"] += t3 - t2
         self.timings["median"] += time.perf_counter() - t3
@@ -289,6 +295,7 @@ class Pipeline:
             events=tuple(events),
             intensity={a: float(v) for a, v in zip(self.aus, intensity, strict=True)} if len(intensity) else {},
             t_media=t_media,
+            pose=p.pose,
         )
 
     def _end_track(self, track_id: int) -> list[FaceResult]:

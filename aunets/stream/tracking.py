@@ -182,10 +182,12 @@ class FaceTracker:
             a = cfg.smoothing
             track.box = tuple(a * n + (1 - a) * o for n, o in zip(best.box, track.box, strict=True))  # type: ignore[assignment]
             track.score = best.score
+            track.landmarks = best.landmarks
             track.misses = 0
         if new_tracks:
             for det in unmatched:
-                self.tracks.append(Track(track_id=self._next_id, box=det.box, score=det.score))
+                self.tracks.append(Track(track_id=self._next_id, box=det.box, score=det.score,
+                                         landmarks=det.landmarks))
                 self._next_id += 1
         return missed
 
