@@ -178,5 +178,5 @@ def test_serve_lsl_streams_what_a_webrtc_peer_sends(tiny_engine: Path) -> None:
     assert len(faces) >= 10 and len(samples) >= len(faces)  # every face result, and no-face samples
     k = 12
     with_face = [s for s in samples if s[-1] == s[-1]]  # track not NaN
-    assert len(with_face) == len(faces)
+    assert len(with_face) >= len(faces)  # the browser's data channel may drop a result; LSL does not
     assert all(set(s[2 * k : 3 * k]) <= {0.0, 1.0} for s in with_face)

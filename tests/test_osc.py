@@ -149,4 +149,5 @@ def test_serve_osc_sends_what_a_webrtc_peer_streams(tiny_engine: Path) -> None:
         faces = [r for m in out["messages"] if m["type"] == "result" for r in m["results"] if not r["no_face"]]
         server.wait(len(faces) * 13, timeout=5)
     assert len(faces) >= 10
-    assert [a for a, _ in server.messages].count("/aunets/au/AU12") == len(faces)
+    # every face result the browser got was sent over OSC too (the data channel may drop one, UDP on loopback not)
+    assert [a for a, _ in server.messages].count("/aunets/au/AU12") >= len(faces)
