@@ -55,8 +55,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline")
     g.add_argument("--engine", type=Path, default=None, help="engine bundle directory (default: the embedded engine)")
     g.add_argument("--runtime", default="onnx", help="engine runtime: onnx (CPU default), torch, cuda, trt")
-    g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cuda: GPU frame path (flow + engine on the GPU; needs torch with CUDA)")
+    g.add_argument("--device", choices=("cpu", "cuda", "torch-cpu"), default="cpu",
+                   help="cuda: GPU frame path (flow + engine on the GPU; needs torch with CUDA); torch-cpu: that "
+                        "path on torch's CPU device")
     g.add_argument("--flow", default=None, help="flow backend (default: the engine's, e.g. dis); also farneback")
     g.add_argument("--median-window", type=odd_positive_int, default=None,
                    help="odd median window in frames (default: engine's)")

@@ -1,16 +1,22 @@
 """The GPU frame path: one upload per frame, everything else on the GPU, only probabilities come back.
 
 Per frame: the decoded ``uint8`` BGR frame is copied once to the GPU (through a pinned buffer); there the
-face crops are cut and resized (bilinear sampling, supersampled ``k x k`` and averaged when the crop is
-shrunk, which approximates OpenCV's ``INTER_AREA``), converted to grey, the TV-L1 flow is computed between
+face crops are cut and resized as :func:`~aunets.core.crop.crop_square` does (its halvings, ``INTER_AREA``
+and ``INTER_LINEAR`` as separable taps, :mod:`aunets.core.crop_taps`: within one or two grey levels),
+converted to grey, the TV-L1 flow is computed between
 the previous frame's grey image cropped with the *current* box and the current crop (the same pairing as
 the CPU :class:`~aunets.stream.pipeline.Pipeline`), encoded (:func:`aunets.core.flow.encode_flow`'s encodings),
 normalised, laid out as the manifest's :class:`~aunets.engines.manifest.InputSpec` says and run through the
-per-view detectors; ``N x n_aus`` probabilities are copied back. The previous grey frame stays on the GPU.
+per-view detectors; ``N x n_aus`` probabilities (and, for an engine with intensity heads, ``N x n_aus``
+intensities 0..5, as :meth:`aunets.engines.engine.AUEngine.infer`) are copied back. The previous grey frame
+stays on the GPU.
 
 With ``cuda_graph`` the whole path (crop to probabilities) is captured once per (frame size, number of
-faces, supersampling, detector assignment) and replayed, so a frame costs two small copies in, one graph
-launch and one small copy out.
+faces, tap class, detector *file* per face) and replayed, so a frame costs a few small copies in (frame, crop
+taps, head indices), one graph launch and one small copy out. The view picks its head inside the graph
+(a gather on a head-index input), so a change of view among views sharing a detector file (the shipped
+engine: one file, nine heads) replays the same graph. :meth:`GpuFramePath.warmup` compiles and captures
+every graph a stream of a given frame size can need before its first frame.
 
 The same code runs on the CPU (``device="cpu"``, no graph), which is how the tests check it against the
 CPU pipeline's :func:`~aunets.core.crop.crop_square` and :func:`~aunets.engines.preprocess.compose_input`.
@@ -27,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aunets.core.compile_cache import use_compile_cache
+from aunets.core.crop_taps import crop_taps, tap_count
 from aunets.core.errors import ConfigError, EngineError, MissingExtraError
 from aunets.core.face import Box
 from aunets.core.flow_torch import TVL1_PRESETS, TorchTVL1
@@ -50,7 +58,7 @@ class GpuPathConfig:
     a key of :data:`aunets.core.flow_torch.TVL1_PRESETS`. ``flow_dtype``: arithmetic type of the flow solver.
     ``flow_compile``: fuse the solver's steps with ``torch.compile`` (None: on CUDA only; 7.0 -> 1.4 ms per
     pair on an H100). ``runtime``: how the detectors run. ``cuda_graph``: capture the whole path in one CUDA
-    graph. ``max_supersample``: bound on ``k`` (see the module docstring). ``device``: torch device string.
+    graph. ``device``: torch device string.
     """
 
     margin: float = 1.3
@@ -59,14 +67,11 @@ class GpuPathConfig:
     flow_compile: bool | None = None
     runtime: CudaRuntimeConfig = field(default_factory=lambda: CudaRuntimeConfig(cuda_graph=False))
     cuda_graph: bool = True
-    max_supersample: int = 4
     device: str = "cuda"
 
     def __post_init__(self) -> None:
         if self.flow_preset not in TVL1_PRESETS:
             raise ConfigError(f"unknown flow preset {self.flow_preset!r}; choose one of {sorted(TVL1_PRESETS)}")
-        if self.max_supersample < 1:
-            raise ConfigError(f"max_supersample must be >= 1, got {self.max_supersample}")
         if self.cuda_graph and not self.device.startswith("cuda"):
             raise ConfigError("cuda_graph needs device='cuda'; set cuda_graph=False on the CPU")
 
@@ -82,17 +87,35 @@ def _torch() -> Any:
     return torch
 
 
-def crop_window(box: Box, margin: float, frame_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The integer square window (x0, y0, side) that :func:`aunets.core.crop.crop_square` cuts for ``box``."""
-    x, y, w, h = box
-    side = max(2.0, margin * max(w, h))
-    cx, cy = x + w / 2.0, y + h / 2.0
-    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
-    s = round(side)
-    height, width = frame_shape[:2]
-    if min(width, x0 + s) <= max(0, x0) or min(height, y0 + s) <= max(0, y0):
-        raise ValueError(f"face box {box} lies outside the {width}x{height} frame")
-    return x0, y0, s
+DEVICES: tuple[str, ...] = ("cuda", "torch-cpu")
+"""Pipeline devices served by this path: ``cuda``, or ``torch-cpu`` (the same path on torch's CPU device)."""
+
+CPU_RUNTIME = CudaRuntimeConfig(dtype="float32", channels_last=False, cuda_graph=False, device="cpu")
+"""How the detectors run on torch's CPU device (``--device torch-cpu``)."""
+
+
+def open_frame_path(bundle: Path | str, device: str, margin: float = 1.3, threads: int = 2) -> GpuFramePath:
+    """The frame path of a pipeline ``device`` (see :data:`DEVICES`) for ``bundle``; its :attr:`GpuFramePath.startup`
+    holds ``import_s`` (importing torch, 0 when it was already imported) and ``load_s`` (the detectors)."""
+    import sys
+    import time
+
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose cpu, {' or '.join(DEVICES)}")
+    use_compile_cache()
+    t0 = time.perf_counter()
+    imported = "torch" in sys.modules
+    torch = _torch()
+    t1 = time.perf_counter()
+    if device == "torch-cpu":
+        torch.set_num_threads(threads)
+        config = GpuPathConfig(margin=margin, device="cpu", cuda_graph=False, runtime=CPU_RUNTIME)
+    else:
+        config = GpuPathConfig(margin=margin)
+    path = GpuFramePath.from_bundle(bundle, config)
+    path.startup = {"import_s": 0.0 if imported else round(t1 - t0, 3),
+                    "load_s": round(time.perf_counter() - t1, 3)}
+    return path
 
 
 class GpuFramePath:
@@ -131,7 +154,18 @@ class GpuFramePath:
         """Set True to record per-stage times (ms) in :attr:`stage_ms`; synchronises after every stage, and
         with ``cuda_graph`` only ``upload`` and ``download`` are separate (the graph replays the rest)."""
         self._graphs: dict[tuple[Any, ...], tuple[Any, Tensor, Tensor]] = {}
-        self._windows: dict[int, Tensor] = {}
+        self._taps: dict[tuple[int, int], tuple[Tensor, ...]] = {}
+        self._heads: dict[int, Tensor] = {}
+        self.startup: dict[str, float] = {}
+        self.keys_run: set[tuple[Any, ...]] = set()
+        """Graph keys (frame shape, faces, supersampling, detector file per face) run so far, on any device: with
+        ``cuda_graph`` a frame whose key is new captures a graph; after :meth:`warmup` a stream adds none."""
+        """Start-up seconds (``import_s``, ``load_s`` from :func:`open_frame_path`, ``warmup_s``)."""
+        n_aus = len(manifest.aus)
+        # presence logits per sample of each detector file: one block of n_aus per head
+        self._presence_width = {name: n_aus * (1 + max((h for v, h in manifest.detector_heads.items()
+                                                      if manifest.detectors[v] == name), default=0))
+                                for name in set(manifest.detectors.values())}
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
 
     @classmethod
@@ -164,14 +198,83 @@ class GpuFramePath:
         """Forget the previous frame (the next frame's flow is computed against itself: zero motion)."""
         self._has_prev = False
 
+    @property
+    def has_intensity(self) -> bool:
+        """True when the detectors have intensity heads (:meth:`infer_full` then returns intensities)."""
+        return self.manifest.intensity
+
+    @property
+    def graphs_captured(self) -> int:
+        """CUDA graphs captured so far (0 on the CPU device)."""
+        return len(self._graphs)
+
     def infer(self, frame_bgr: np.ndarray, boxes: Sequence[Box], views: Sequence[int] | None = None) -> np.ndarray:
         """AU probabilities ``float32`` (len(boxes), n_aus) for the faces ``boxes`` (x, y, w, h px) of
         ``frame_bgr`` (``uint8`` HxWx3); ``views[i]`` picks face i's detector (default: the manifest's).
         With no boxes the frame is still uploaded and kept as the previous frame."""
+        return self.infer_full(frame_bgr, boxes, views)[0]
+
+    def infer_full(self, frame_bgr: np.ndarray, boxes: Sequence[Box],
+                   views: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`infer`, plus AU intensities ``float32`` (len(boxes), n_aus) in 0..5 when the engine has
+        them (:attr:`has_intensity`), else None: ``(probabilities, intensities)``."""
         with self._torch.inference_mode():  # every buffer is made and updated in inference mode
-            return self._infer_frame(frame_bgr, boxes, views)
+            out = self._infer_frame(frame_bgr, boxes, views)
+        n_aus = len(self.manifest.aus)
+        return out[:, :n_aus], (out[:, n_aus:] if self.has_intensity else None)
+
+    def warmup(self, frame_shape: tuple[int, ...], max_faces: int = 1) -> float:
+        """Compile and (with ``cuda_graph``) capture, before the first frame, every graph that frames of
+        ``frame_shape`` (H, W, 3) with 1..``max_faces`` faces can need: each supersampling factor a face of
+        that frame can give, and each detector file (all faces on one file; a frame whose faces use
+        different files captures its graph when it first occurs). The stream's state is left as it was.
+        Returns the seconds spent."""
+        import time
+
+        t0 = time.perf_counter()
+        height, width = int(frame_shape[0]), int(frame_shape[1])
+        if max_faces < 1 or height < 2 or width < 2:
+            raise ValueError(f"warm-up needs a frame of at least 2x2 px and max_faces >= 1, got {frame_shape}, "
+                             f"{max_faces}")
+        # tap classes of crop sides from 2 px to margin x the frame's larger side (a face inside the frame)
+        sides: dict[int, int] = {}
+        for side in range(2, math.ceil(self.config.margin * max(height, width)) + 1):
+            sides.setdefault(tap_count(side, self.size), side)
+        m = self.manifest
+        view_of_file: dict[str, int] = {}
+        for view, name in sorted(m.detectors.items()):
+            view_of_file.setdefault(name, view)
+        frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        saved_prev = self._prev_gray.clone() if self._prev_gray is not None and self._has_prev else None
+        saved_shape = None if self._frame is None else tuple(self._frame.shape)
+        shown = self.profile
+        self.profile = False
+        try:
+            for crop_side in sides.values():
+                box_side = crop_side / self.config.margin
+                box = ((width - box_side) / 2.0, (height - box_side) / 2.0, box_side, box_side)
+                for n in range(1, max_faces + 1):
+                    for view in view_of_file.values():
+                        self.reset()
+                        self.infer(frame, [box] * n, [view] * n)  # captures (graph) or compiles (flow)
+        finally:
+            self.profile = shown
+            self.reset()
+            if saved_prev is not None and saved_shape == (height, width, 3):
+                assert self._prev_gray is not None
+                with self._torch.inference_mode():
+                    self._prev_gray.copy_(saved_prev)
+                self._has_prev = True
+            for stage in self.stage_ms.values():
+                stage.clear()
+        seconds = time.perf_counter() - t0
+        self.startup["warmup_s"] = round(seconds, 3)
+        log.info("GPU path (%s): warm-up for %dx%d frames, up to %d face(s), tap classes %s: %.2f s, %d graph(s)",
+                 self.device, width, height, max_faces, sorted(sides), seconds, len(self._graphs))
+        return seconds
 
     def _infer_frame(self, frame_bgr: np.ndarray, boxes: Sequence[Box], views: Sequence[int] | None) -> np.ndarray:
+        """(N, n_aus) probabilities, or (N, 2 n_aus) probabilities | intensities for an engine with intensity."""
         torch = self._torch
         m = self.manifest
         views = list(views) if views is not None else [m.default_view] * len(boxes)
@@ -180,23 +283,24 @@ class GpuFramePath:
         frame = self._upload(frame_bgr)
         if not boxes:
             self._set_prev(frame)
-            return np.zeros((0, len(m.aus)), dtype=np.float32)
-        windows = [crop_window(b, self.config.margin, frame_bgr.shape) for b in boxes]
-        k = min(self.config.max_supersample, max(1, math.ceil(max(s for *_, s in windows) / self.size)))
-        win = self._window_tensor(windows)
+            return np.zeros((0, len(m.aus) * (2 if m.intensity else 1)), dtype=np.float32)
+        taps = self._tap_tensors(boxes, frame_bgr.shape)
+        resolved = tuple(v if v in m.detectors else m.default_view for v in views)
+        heads = self._head_tensor([m.detector_heads.get(v, 0) for v in resolved])
+        files = tuple(m.detectors[v] for v in resolved)
         if not self._has_prev:
             self._set_prev(frame)
-        resolved = tuple(v if v in m.detectors else m.default_view for v in views)
+        key = (tuple(frame.shape), len(boxes), taps[0].shape[2], files)
+        self.keys_run.add(key)
         with torch.inference_mode():
             if self.config.cuda_graph:
-                key = (tuple(frame.shape), len(boxes), k, resolved)
                 if key not in self._graphs:
-                    self._graphs[key] = self._capture(frame, win, k, resolved)
+                    self._graphs[key] = self._capture(frame, taps, files, heads)
                 graph, _static_in, static_out = self._graphs[key]
                 graph.replay()
                 probs = static_out
             else:
-                probs = self._path(frame, win, k, resolved, timed=True)
+                probs = self._path(frame, taps, files, heads, timed=True)
             t = self._event()
             out = probs.cpu().numpy()
             self._record("download", t)
@@ -206,11 +310,10 @@ class GpuFramePath:
         """The detector input batch ``float32`` (N, C, H, W) for ``boxes`` (updates the previous frame)."""
         with self._torch.inference_mode():
             frame = self._upload(frame_bgr)
-            windows = [crop_window(b, self.config.margin, frame_bgr.shape) for b in boxes]
-            k = min(self.config.max_supersample, max(1, math.ceil(max(s for *_, s in windows) / self.size)))
+            taps = self._tap_tensors(boxes, frame_bgr.shape)
             if not self._has_prev:
                 self._set_prev(frame)
-            x: Tensor = self._inputs(frame, self._window_tensor(windows), k)
+            x: Tensor = self._inputs(frame, taps)
             return x
 
     # --- stages ------------------------------------------------------------------------------------------
@@ -238,42 +341,46 @@ class GpuFramePath:
             self._prev_gray.copy_(self._gray(frame.permute(2, 0, 1).unsqueeze(0).float()))
         self._has_prev = True
 
-    def _window_tensor(self, windows: list[tuple[int, int, int]]) -> Tensor:
-        """(N, 3) float32 device tensor of (x0, y0, side), in a persistent buffer per N (graph input)."""
+    def _tap_tensors(self, boxes: Sequence[Box], frame_shape: tuple[int, ...]) -> tuple[Tensor, ...]:
+        """The faces' crop taps (:func:`aunets.core.crop_taps.crop_taps`): row indices, row weights, column
+        indices, column weights, each (N, S, T), and rounding offsets (N,), on the device, in persistent buffers
+        per (N, T) (graph inputs)."""
         torch = self._torch
-        n = len(windows)
-        if n not in self._windows:
-            self._windows[n] = torch.empty((n, 3), dtype=torch.float32, device=self.device)
-        host = torch.tensor(windows, dtype=torch.float32)
-        self._windows[n].copy_(host.pin_memory() if self.device.type == "cuda" else host, non_blocking=True)
-        return self._windows[n]
+        host = crop_taps(list(boxes), self.config.margin, frame_shape, self.size)
+        key = (len(boxes), host[0].shape[2])
+        if key not in self._taps:
+            self._taps[key] = tuple(torch.empty(a.shape, dtype=torch.int64 if a.dtype == np.int64 else torch.float32,
+                                                device=self.device) for a in host)
+        for buf, a in zip(self._taps[key], host, strict=True):
+            t = torch.from_numpy(a)
+            buf.copy_(t.pin_memory() if self.device.type == "cuda" else t, non_blocking=True)
+        return self._taps[key]
+
+    def _head_tensor(self, heads: list[int]) -> Tensor:
+        """(N,) int64 device tensor of each face's head index, in a persistent buffer per N (graph input)."""
+        torch = self._torch
+        n = len(heads)
+        if n not in self._heads:
+            self._heads[n] = torch.empty((n,), dtype=torch.int64, device=self.device)
+        host = torch.tensor(heads, dtype=torch.int64)
+        self._heads[n].copy_(host.pin_memory() if self.device.type == "cuda" else host, non_blocking=True)
+        return self._heads[n]
 
     def _gray(self, bgr: Tensor) -> Tensor:
         """(N, 3, H, W) float BGR 0..255 -> (N, 1, H, W) grey as OpenCV's ``COLOR_BGR2GRAY``, rounded."""
         return self._torch.round((bgr * self._gray_w).sum(dim=1, keepdim=True))
 
-    def _grid(self, win: Tensor, k: int, height: int, width: int) -> Tensor:
-        """Sampling grid (N, S*k, S*k, 2) in grid_sample's normalised coordinates for the windows ``win``."""
+    def _crop(self, image: Tensor, taps: tuple[Tensor, ...]) -> Tensor:
+        """Resample (1, C, H, W) ``image`` with each face's ``taps`` -> (N, C, S, S), rounded (as ``uint8``)."""
         torch = self._torch
-        n = win.shape[0]
-        sk = self.size * k
-        steps = (torch.arange(sk, device=self.device, dtype=torch.float32) + 0.5) / sk  # fractions of the side
-        xs = win[:, 0:1] + steps.view(1, -1) * win[:, 2:3] - 0.5  # pixel coordinates, centres at integers
-        ys = win[:, 1:2] + steps.view(1, -1) * win[:, 2:3] - 0.5
-        gx = (2.0 * xs + 1.0) / width - 1.0
-        gy = (2.0 * ys + 1.0) / height - 1.0
-        return torch.stack([gx.view(n, 1, sk).expand(n, sk, sk), gy.view(n, sk, 1).expand(n, sk, sk)], dim=-1)
-
-    def _crop(self, image: Tensor, grid: Tensor, k: int) -> Tensor:
-        """Sample (1, C, H, W) ``image`` on ``grid`` (border replicated), average k x k, round (as uint8)."""
-        torch = self._torch
-        f = torch.nn.functional
-        n = grid.shape[0]
-        out = f.grid_sample(image.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
-                            align_corners=False)
-        if k > 1:
-            out = f.avg_pool2d(out, k)
-        return torch.round(out)
+        iy, wy, ix, wx, bias = taps
+        n, size, t = iy.shape
+        img = image[0]
+        c, width = img.shape[0], img.shape[2]
+        rows = img[:, iy.reshape(-1)].view(c, n, size, t, width)  # (C, N, S, T, W)
+        rows = (rows * wy.view(1, n, size, t, 1)).sum(dim=3).permute(1, 0, 2, 3)  # (N, C, S, W)
+        cols = rows.gather(3, ix.view(n, 1, 1, size * t).expand(n, c, size, size * t)).view(n, c, size, size, t)
+        return torch.round((cols * wx.view(n, 1, 1, size, t)).sum(dim=4) + bias.view(n, 1, 1, 1))
 
     def _encode(self, flow: Tensor) -> Tensor:
         """(N, 2, S, S) flow in pixels -> (N, 3, S, S) float 0..255 flow image (RGB), as encode_flow."""
@@ -294,15 +401,13 @@ class GpuFramePath:
             r, g, b = channel(u), channel(-v), torch.zeros_like(u)
         return torch.floor(torch.clamp(torch.cat([r, g, b], dim=1), 0.0, 255.0))  # uint8 assignment truncates
 
-    def _inputs(self, frame: Tensor, win: Tensor, k: int, timed: bool = False) -> Tensor:
+    def _inputs(self, frame: Tensor, taps: tuple[Tensor, ...], timed: bool = False) -> Tensor:
         """Crop, flow, encode, normalise and lay out: the detector input (N, C, S, S|2S) float32."""
         torch = self._torch
         spec = self.manifest.input
         t = self._event() if timed else None
         bgr = frame.permute(2, 0, 1).unsqueeze(0).float()
-        height, width = frame.shape[0], frame.shape[1]
-        grid = self._grid(win, k, height, width)
-        crop_bgr = self._crop(bgr, grid, k)
+        crop_bgr = self._crop(bgr, taps)
         rgb = crop_bgr.flip(1)
         gray_full = self._gray(bgr)
         if timed:
@@ -311,7 +416,7 @@ class GpuFramePath:
         flow_img = None
         if spec.uses_flow:
             assert self._prev_gray is not None
-            prev = self._crop(self._prev_gray, grid, k)
+            prev = self._crop(self._prev_gray, taps)
             cur = self._gray(crop_bgr)
             flow_img = self._encode(self.flow(prev, cur, value_range=255.0))
         if timed:
@@ -329,33 +434,46 @@ class GpuFramePath:
             self._record("normalise", t)
         return x
 
-    def _infer(self, x: Tensor, views: tuple[int, ...]) -> Tensor:
-        """Detector logits -> (N, n_aus) float32 probabilities; faces sharing a file run in one batch."""
+    def _infer(self, x: Tensor, files: tuple[str, ...], heads: Tensor) -> Tensor:
+        """Detector logits -> (N, n_aus) float32 probabilities, or (N, 2 n_aus) probabilities | intensities
+        (0..5) for an engine with intensity heads. Faces sharing a detector file run in one batched call;
+        each face's head is gathered with ``heads`` (N,) int64, a device tensor, so the view is data, not
+        part of a captured graph."""
         torch = self._torch
         m = self.manifest
         n_aus = len(m.aus)
         groups: dict[str, list[int]] = {}
-        for i, view in enumerate(views):
-            groups.setdefault(m.detectors[view], []).append(i)
-        rows: list[Tensor] = [x.new_empty(0)] * len(views)
+        for i, name in enumerate(files):
+            groups.setdefault(name, []).append(i)
+        rows: list[Tensor] = [x.new_empty(0)] * len(files)
         for name, idx in groups.items():
             rt = self.runtimes[name]
-            batch = x if len(idx) == len(views) else torch.cat([x[i : i + 1] for i in idx])  # no host index: graph-safe
+            whole = len(idx) == len(files)
+            batch = x if whole else torch.cat([x[i : i + 1] for i in idx])  # no host index: graph-safe
+            head = heads if whole else torch.cat([heads[i : i + 1] for i in idx])
             logits = rt.forward(rt.prepare_input(batch)).float()
+            width = self._presence_width[name]
+            pick = head.view(-1, 1, 1).expand(-1, 1, n_aus)
+            probs = torch.sigmoid(logits[:, :width].reshape(-1, width // n_aus, n_aus).gather(1, pick).squeeze(1))
+            if m.intensity:
+                raw = logits[:, width : 2 * width].reshape(-1, width // n_aus, n_aus).gather(1, pick).squeeze(1)
+                probs = torch.cat([probs, 5.0 * torch.sigmoid(raw)], dim=1)
+            if len(groups) == 1:
+                return probs
             for row, i in enumerate(idx):
-                head = m.detector_heads.get(views[i], 0)
-                rows[i] = logits[row, head * n_aus : (head + 1) * n_aus]
-        return torch.sigmoid(torch.stack(rows))
+                rows[i] = probs[row : row + 1]
+        return torch.cat(rows)
 
-    def _path(self, frame: Tensor, win: Tensor, k: int, views: tuple[int, ...], timed: bool) -> Any:
-        x = self._inputs(frame, win, k, timed=timed)
+    def _path(self, frame: Tensor, taps: tuple[Tensor, ...], files: tuple[str, ...], heads: Tensor,
+              timed: bool) -> Any:
+        x = self._inputs(frame, taps, timed=timed)
         t = self._event() if timed else None
-        probs = self._infer(x, views)
+        probs = self._infer(x, files, heads)
         if timed:
             self._record("infer", t)
         return probs
 
-    def _capture(self, frame: Tensor, win: Tensor, k: int, views: tuple[int, ...]) -> Any:
+    def _capture(self, frame: Tensor, taps: tuple[Tensor, ...], files: tuple[str, ...], heads: Tensor) -> Any:
         torch = self._torch
         assert self._prev_gray is not None
         saved = self._prev_gray.clone()
@@ -364,15 +482,16 @@ class GpuFramePath:
         with torch.cuda.stream(side):
             for _ in range(3):  # warm-up: cuDNN autotuning, compilation, lazy allocations
                 self._prev_gray.copy_(saved)
-                self._path(frame, win, k, views, timed=False)
+                self._path(frame, taps, files, heads, timed=False)
         torch.cuda.current_stream(self.device).wait_stream(side)
         self._prev_gray.copy_(saved)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            out = self._path(frame, win, k, views, timed=False)
+            out = self._path(frame, taps, files, heads, timed=False)
         self._prev_gray.copy_(saved)  # capture does not execute: the replay will update it
-        log.info("GPU path: captured a CUDA graph for frame %s, %d face(s), k=%d", tuple(frame.shape), len(views), k)
-        return graph, win, out
+        log.info("GPU path: captured a CUDA graph for frame %s, %d face(s), %d taps", tuple(frame.shape), len(files),
+                 taps[0].shape[2])
+        return graph, taps[0], out
 
     # --- timing ------------------------------------------------------------------------------------------
     def _event(self) -> Any:

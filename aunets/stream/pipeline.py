@@ -47,7 +47,8 @@ class PipelineConfig:
     ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track.
     ``threads``: engine intra-op threads (2: the capture process leaves most of the second core free).
     ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
-    flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``).
+    flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``), or ``torch-cpu`` for that same
+    path on torch's CPU device (what CI runs of it).
     ``calibration``: online per-track neutral baseline applied to the probabilities before the median and the
     thresholds (:mod:`aunets.stream.calibration`); the results' ``probabilities`` stay raw.
     ``events``: hysteresis and minimum durations of the on/off states (:mod:`aunets.stream.events`).
@@ -107,10 +108,11 @@ class Pipeline:
         engine: AUEngine | None = None,
         detector: FaceDetector | None = None,
     ) -> None:
+        t_load = time.perf_counter()
         self.config = config or PipelineConfig()
         # on the GPU path the detectors run in GpuFramePath; the engine here only gives the view classifier
         self.engine = engine or load_engine(self.config.engine, self.config.runtime, self.config.threads,
-                                            detectors=self.config.device != "cuda")
+                                            detectors=self.config.device == "cpu")
         m = self.engine.manifest
         self.aus = m.aus
         self.window = self.config.median_window or m.median_window
@@ -121,13 +123,16 @@ class Pipeline:
         self.flow_config = m.flow
         self.flow = create_flow_backend(self.config.flow or m.flow.backend)
         self.gpu: GpuFramePath | None = None
-        if self.config.device == "cuda":
-            from aunets.stream.gpu_path import GpuFramePath, GpuPathConfig
+        if self.config.device != "cpu":
+            from aunets.stream.gpu_path import open_frame_path
 
-            self.gpu = GpuFramePath.from_bundle(self.engine.path, GpuPathConfig(margin=self.config.margin))
-        elif self.config.device != "cpu":
-            raise ConfigError(f"unknown device {self.config.device!r}; choose cpu or cuda")
+            self.gpu = open_frame_path(self.engine.path, self.config.device, self.config.margin, self.config.threads)
         self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
+        import_s = self.gpu.startup.get("import_s", 0.0) if self.gpu is not None else 0.0
+        self.startup: dict[str, float] = {"import_s": import_s,
+                                          "load_s": round(time.perf_counter() - t_load - import_s, 3)}
+        """Start-up seconds: ``import_s`` (torch, for the frame path), ``load_s`` (engine, detectors, tracker);
+        :meth:`warmup` adds ``warmup_s``."""
         self.tracking_in_capture = detector is None
         """The default YuNet tracking can run in the capture process (see :func:`aunets.stream.runner.run_stream`)."""
         self.frame_rate: float | None = None
@@ -137,6 +142,14 @@ class Pipeline:
         self._tracks: dict[int, _TrackState] = {}
         self.timings: dict[str, float] = {"detect": 0.0, "flow": 0.0, "view": 0.0, "engine": 0.0, "median": 0.0}
         """Seconds spent per stage over the stream; ``flow`` includes cropping, ``view`` the view classifier."""
+
+    def warmup(self, frame_shape: tuple[int, ...]) -> float:
+        """Before the first frame of a stream of ``frame_shape`` (H, W, 3) frames: compile and capture what the
+        frame path needs for up to ``tracker.max_faces`` faces (see :meth:`GpuFramePath.warmup`); the CPU
+        path's engine is already warm. Returns the seconds spent."""
+        seconds = self.gpu.warmup(frame_shape, self.config.tracker.max_faces) if self.gpu is not None else 0.0
+        self.startup["warmup_s"] = round(seconds, 3)
+        return seconds
 
     @property
     def latency_frames(self) -> int:
@@ -224,9 +237,9 @@ class Pipeline:
                 if self.engine.has_view_classifier else None for t in tracks]
         views = self._views(tracks, rgbs, frame.index)
         t2 = time.perf_counter()
-        probs = self.gpu.infer(frame.image, [t.box for t in tracks], views)
+        probs, intensity = self.gpu.infer_full(frame.image, [t.box for t in tracks], views)
         t3 = time.perf_counter()
-        results = self._smooth(tracks, views, probs, meta, poses=poses)
+        results = self._smooth(tracks, views, probs, meta, intensity, poses=poses)
         self.timings["detect"] += t1 - t0
         self.timings["engine"] += t3 - t2
         self.timings["median"] += time.perf_counter() - t3

@@ -62,6 +62,11 @@ class RunStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     stage_s: dict[str, float] = field(default_factory=dict)
     publish_s: float = 0.0
+    startup: dict[str, float] = field(default_factory=dict)
+    """Start-up seconds: import_s, load_s, warmup_s (:attr:`Pipeline.startup`), first_result_s (stream start
+    -> first result handed to the sinks)."""
+    frame_ms_max_after_first: float = 0.0
+    """The slowest ``Pipeline.process`` call after the first frame, ms."""
 
     @property
     def fps(self) -> float:
@@ -80,6 +85,8 @@ class RunStats:
             "fps": round(self.fps, 2),
             "latency_ms": {"p50": _ms(self.percentile(50)), "p99": _ms(self.percentile(99))},
             "stage_ms_per_frame": {k: round(1000 * v / max(1, self.frames), 3) for k, v in self.stage_s.items()},
+            "startup_s": dict(self.startup),
+            "frame_ms_max_after_first": round(self.frame_ms_max_after_first, 3),
         }
 
 
@@ -124,6 +131,9 @@ def run_stream(
             return stats
         if pipeline.frame_rate is None and not cap.info.live and cap.info.fps > 0:
             pipeline.frame_rate = cap.info.fps  # a file: event durations in its own frames, at any speed
+        if cap.info.width > 0 and cap.info.height > 0:  # compile/capture before the first frame, not on it
+            pipeline.warmup((cap.info.height, cap.info.width, 3))
+        stats.startup = dict(pipeline.startup)
         if on_start is not None:
             on_start(cap.info)
         if progress:
@@ -134,8 +144,14 @@ def run_stream(
         beat = _Heartbeat(capture_config.source, sinks, stats, recent, cap, status_every_s, t_start)
         try:
             for frame in cap.frames(stop, on_idle=beat.idle):
+                t_frame = time.perf_counter()
                 results = pipeline.process(frame)
+                if stats.frames > 0:
+                    stats.frame_ms_max_after_first = max(stats.frame_ms_max_after_first,
+                                                         1000.0 * (time.perf_counter() - t_frame))
                 _deliver(results, sinks, stats, recent)
+                if results and "first_result_s" not in stats.startup:
+                    stats.startup["first_result_s"] = round(time.perf_counter() - t_start, 3)
                 stats.frames += 1
                 if bar is not None:
                     bar.update(1)
