@@ -200,7 +200,7 @@ def test_process_cli_on_torch_cpu_writes_intensity_and_startup(tmp_path: Path) -
 @pytest.mark.skipif(not HAS_CUDA, reason="needs an NVIDIA GPU with CUDA (torch.cuda.is_available() is False)")
 def test_cuda_path_captures_up_front_and_never_in_the_frame_loop() -> None:
     frames = clip_frames(30)
-    gp = open_frame_path(default_engine_path(), "cuda")
+    gp = open_frame_path(default_engine_path(), "cuda", flow="torch-tvl1")  # all on the GPU: one graph per key
     gp.warmup(frames[0].shape, max_faces=2)
     captured = gp.graphs_captured
     assert captured == len(gp.keys_run) > 0
@@ -218,3 +218,73 @@ def test_cuda_path_gives_the_cpu_paths_outputs_on_the_clip() -> None:
     assert got["intensity_max"] > 0.1
     assert got["mean_abs_dp"] <= 0.03, got
     assert got["presence_equal"] >= 0.97, got
+
+
+def test_streams_share_one_engine_in_one_batched_call() -> None:
+    """Two streams of the bundled clip (different parts of it) through one engine: each round, one detector
+    call for the faces of both, and each stream's results are what its own path alone gives."""
+    from aunets.stream.gpu_path import infer_streams
+
+    clip = clip_frames(3) + clip_frames(3, start=200)
+    streams = [clip[:3], clip[3:]]
+    alone = []
+    for frames in streams:
+        own = open_frame_path(default_engine_path(), "torch-cpu", threads=1)
+        alone.append([own.infer_full(f, [BOX], [4]) for f in frames])
+    base = open_frame_path(default_engine_path(), "torch-cpu", threads=1)
+    paths = [base, base.sibling()]
+    calls: list[int] = []
+    runtime = base.runtimes["detector.onnx"]
+    forward = runtime.forward
+
+    def counting(x: Any) -> Any:
+        calls.append(int(x.shape[0]))
+        return forward(x)
+
+    runtime.forward = counting  # type: ignore[method-assign]
+    for i in range(3):
+        out = infer_streams(paths, [streams[0][i], streams[1][i]], [[BOX], [BOX, BOX]] if i == 1 else [[BOX], [BOX]],
+                            [[4], [4, 4]] if i == 1 else [[4], [4]])
+        for s in range(2):
+            probs, intensity = out[s]
+            assert intensity is not None and probs.shape == intensity.shape == ((2 if i == 1 and s == 1 else 1), 12)
+            # float32 kernels differ with the batch size: equal to ~1e-4, far below frame-to-frame changes
+            np.testing.assert_allclose(probs[:1], alone[s][i][0], atol=2e-3)
+            assert alone[s][i][1] is not None
+            np.testing.assert_allclose(intensity[:1], alone[s][i][1], atol=1e-2)
+    assert calls == [2, 3, 2]
+    assert not np.allclose(out[0][0], out[1][0])
+    with pytest.raises(Exception, match="share one engine"):
+        infer_streams([base, open_frame_path(default_engine_path(), "torch-cpu", threads=1)], clip[:2], [[BOX], [BOX]])
+
+
+def test_flow_choice_engine_flow_on_the_host_or_tvl1_on_the_device() -> None:
+    """By default the path uses the engine's flow (DIS) on the host, as the CPU path; ``torch-tvl1*`` runs TV-L1
+    on the device; an unknown name is refused naming the choices."""
+    from aunets.core.errors import ConfigError
+
+    engine_flow = open_frame_path(default_engine_path(), "torch-cpu", threads=1)
+    assert engine_flow.config.host_flow == "dis" and engine_flow.host_flow is not None
+    tvl1 = open_frame_path(default_engine_path(), "torch-cpu", threads=1, flow="torch-tvl1-medium")
+    assert tvl1.config.host_flow is None and tvl1.config.flow_preset == "medium"
+    import cv2
+
+    from aunets.core.crop import crop_square
+    from aunets.core.flow import compute_flows, encode_flow
+    from aunets.core.flow_registry import create_flow_backend
+    from aunets.engines.preprocess import compose_input
+
+    f0, f1 = clip_frames(10)[::9]  # a pair with motion
+    m = engine_flow.manifest
+    size = m.input.height
+    rgb = cv2.cvtColor(crop_square(f1, BOX, 1.3, size), cv2.COLOR_BGR2RGB)
+    prev = crop_square(cv2.cvtColor(f0, cv2.COLOR_BGR2GRAY), BOX, 1.3, size)
+    (flow,) = compute_flows(create_flow_backend("dis"), [prev], [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)])
+    cpu_flow = compose_input(rgb, encode_flow(flow, m.flow.encoding, m.flow.clip_fraction), m.input)[:, :, size:]
+    errors = {}
+    for name, path in (("dis", engine_flow), ("tvl1", tvl1)):
+        path.prepare(f0, [BOX])
+        errors[name] = float(np.abs(path.prepare(f1, [BOX]).numpy()[0][:, :, size:] - cpu_flow).mean())
+    assert errors["dis"] < 0.5 * errors["tvl1"], errors  # the CPU path's flow, up to the crops' last grey level
+    with pytest.raises(ConfigError, match="unknown flow backend"):
+        open_frame_path(default_engine_path(), "torch-cpu", threads=1, flow="nope")

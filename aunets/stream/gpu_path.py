@@ -37,6 +37,8 @@ from aunets.core.compile_cache import use_compile_cache
 from aunets.core.crop_taps import crop_taps, tap_count
 from aunets.core.errors import ConfigError, EngineError, MissingExtraError
 from aunets.core.face import Box
+from aunets.core.flow import compute_flows
+from aunets.core.flow_registry import create_flow_backend
 from aunets.core.flow_torch import TVL1_PRESETS, TorchTVL1
 from aunets.engines.engine import weight_file
 from aunets.engines.manifest import Manifest, load_manifest
@@ -58,7 +60,9 @@ class GpuPathConfig:
     a key of :data:`aunets.core.flow_torch.TVL1_PRESETS`. ``flow_dtype``: arithmetic type of the flow solver.
     ``flow_compile``: fuse the solver's steps with ``torch.compile`` (None: on CUDA only; 7.0 -> 1.4 ms per
     pair on an H100). ``runtime``: how the detectors run. ``cuda_graph``: capture the whole path in one CUDA
-    graph. ``device``: torch device string.
+    graph. ``device``: torch device string. ``host_flow``: a flow backend (:mod:`aunets.core.flow_registry`,
+    e.g. the engine's ``dis``) run on the host on the grey crops (downloaded, then the flow uploaded): the CPU
+    path's flow exactly, at the cost of two small copies and no whole-path graph; None: TV-L1 on the device.
     """
 
     margin: float = 1.3
@@ -68,6 +72,7 @@ class GpuPathConfig:
     runtime: CudaRuntimeConfig = field(default_factory=lambda: CudaRuntimeConfig(cuda_graph=False))
     cuda_graph: bool = True
     device: str = "cuda"
+    host_flow: str | None = None
 
     def __post_init__(self) -> None:
         if self.flow_preset not in TVL1_PRESETS:
@@ -94,9 +99,14 @@ CPU_RUNTIME = CudaRuntimeConfig(dtype="float32", channels_last=False, cuda_graph
 """How the detectors run on torch's CPU device (``--device torch-cpu``)."""
 
 
-def open_frame_path(bundle: Path | str, device: str, margin: float = 1.3, threads: int = 2) -> GpuFramePath:
+def open_frame_path(bundle: Path | str, device: str, margin: float = 1.3, threads: int = 2,
+                    flow: str | None = None) -> GpuFramePath:
     """The frame path of a pipeline ``device`` (see :data:`DEVICES`) for ``bundle``; its :attr:`GpuFramePath.startup`
-    holds ``import_s`` (importing torch, 0 when it was already imported) and ``load_s`` (the detectors)."""
+    holds ``import_s`` (importing torch, 0 when it was already imported) and ``load_s`` (the detectors).
+
+    ``flow``: a flow backend name as ``--flow`` takes; None: the engine's (its manifest's ``flow.backend``).
+    ``torch-tvl1[-fast|-medium|-accurate][-cuda]`` runs TV-L1 on the device (all on the GPU, one CUDA graph);
+    any other backend runs on the host on the grey crops (``host_flow``), as the CPU path does."""
     import sys
     import time
 
@@ -107,11 +117,19 @@ def open_frame_path(bundle: Path | str, device: str, margin: float = 1.3, thread
     imported = "torch" in sys.modules
     torch = _torch()
     t1 = time.perf_counter()
+    name = flow or load_manifest(Path(bundle)).flow.backend
+    host_flow: str | None = name
+    preset = "fast"
+    if name.startswith("torch-tvl1"):
+        host_flow = None
+        preset = name.removeprefix("torch-tvl1").removesuffix("-cuda").lstrip("-") or "fast"
     if device == "torch-cpu":
         torch.set_num_threads(threads)
-        config = GpuPathConfig(margin=margin, device="cpu", cuda_graph=False, runtime=CPU_RUNTIME)
+        config = GpuPathConfig(margin=margin, flow_preset=preset, device="cpu", cuda_graph=False,
+                               runtime=CPU_RUNTIME, host_flow=host_flow)
     else:
-        config = GpuPathConfig(margin=margin)
+        # with a host flow the path cannot be one CUDA graph (it leaves the device in the middle): eager
+        config = GpuPathConfig(margin=margin, flow_preset=preset, cuda_graph=host_flow is None, host_flow=host_flow)
     path = GpuFramePath.from_bundle(bundle, config)
     path.startup = {"import_s": 0.0 if imported else round(t1 - t0, 3),
                     "load_s": round(time.perf_counter() - t1, 3)}
@@ -139,6 +157,7 @@ class GpuFramePath:
         self.device = torch.device(c.device)
         flow_compile = c.flow_compile if c.flow_compile is not None else self.device.type == "cuda"
         self.flow = TorchTVL1(TVL1_PRESETS[c.flow_preset], getattr(torch, c.flow_dtype), compile=flow_compile)
+        self.host_flow = None if c.host_flow is None else create_flow_backend(c.host_flow)
         spec = manifest.input
         if spec.height != spec.width:
             raise EngineError(f"the GPU path needs square crops, the manifest has {spec.height}x{spec.width}")
@@ -167,6 +186,13 @@ class GpuFramePath:
                                                       if manifest.detectors[v] == name), default=0))
                                 for name in set(manifest.detectors.values())}
         self.stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def sibling(self) -> GpuFramePath:
+        """A frame path for another stream that shares this one's detectors and flow solver (one engine on the
+        device for several streams) and keeps its own previous frame; see :func:`infer_streams`."""
+        other = GpuFramePath(self.manifest, self.runtimes, self.config)
+        other.flow = self.flow
+        return other
 
     @classmethod
     def from_bundle(cls, bundle: Path | str, config: GpuPathConfig | None = None) -> GpuFramePath:
@@ -293,7 +319,7 @@ class GpuFramePath:
         key = (tuple(frame.shape), len(boxes), taps[0].shape[2], files)
         self.keys_run.add(key)
         with torch.inference_mode():
-            if self.config.cuda_graph:
+            if self.config.cuda_graph and self.host_flow is None:
                 if key not in self._graphs:
                     self._graphs[key] = self._capture(frame, taps, files, heads)
                 graph, _static_in, static_out = self._graphs[key]
@@ -403,36 +429,53 @@ class GpuFramePath:
 
     def _inputs(self, frame: Tensor, taps: tuple[Tensor, ...], timed: bool = False) -> Tensor:
         """Crop, flow, encode, normalise and lay out: the detector input (N, C, S, S|2S) float32."""
-        torch = self._torch
-        spec = self.manifest.input
         t = self._event() if timed else None
-        bgr = frame.permute(2, 0, 1).unsqueeze(0).float()
-        crop_bgr = self._crop(bgr, taps)
-        rgb = crop_bgr.flip(1)
-        gray_full = self._gray(bgr)
+        rgb, prev, cur = self._crops(frame, taps)
         if timed:
             self._record("crop", t)
             t = self._event()
-        flow_img = None
-        if spec.uses_flow:
-            assert self._prev_gray is not None
-            prev = self._crop(self._prev_gray, taps)
-            cur = self._gray(crop_bgr)
-            flow_img = self._encode(self.flow(prev, cur, value_range=255.0))
+        flow_img = None if prev is None or cur is None else self._encode(self._flow(prev, cur))
         if timed:
             self._record("flow", t)
             t = self._event()
+        x = self._compose(rgb, flow_img)
+        if timed:
+            self._record("normalise", t)
+        return x
+
+    def _flow(self, prev: Tensor, cur: Tensor) -> Tensor:
+        """Flow (N, 2, S, S) px between grey crops (N, 1, S, S) 0..255: TV-L1 on the device, or ``host_flow`` on
+        the host (the crops go down as ``uint8``, one pair per face, the flow comes back up)."""
+        if self.host_flow is None:
+            return self.flow(prev, cur, value_range=255.0)
+        torch = self._torch
+        pair = torch.cat([prev, cur], dim=1).to(torch.uint8).cpu().numpy()  # crops are rounded 0..255
+        flows = compute_flows(self.host_flow, [p[0] for p in pair], [p[1] for p in pair])
+        host = torch.from_numpy(np.ascontiguousarray(np.stack(flows).transpose(0, 3, 1, 2), dtype=np.float32))
+        return host.to(self.device, non_blocking=False)
+
+    def _crops(self, frame: Tensor, taps: tuple[Tensor, ...]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """RGB crops (N, 3, S, S) 0..255 and, for an engine using flow, the previous and current grey crops
+        (N, 1, S, S); the frame becomes the previous one."""
+        bgr = frame.permute(2, 0, 1).unsqueeze(0).float()
+        crop_bgr = self._crop(bgr, taps)
+        prev = cur = None
         assert self._prev_gray is not None
-        self._prev_gray.copy_(gray_full)
+        if self.manifest.input.uses_flow:
+            prev = self._crop(self._prev_gray, taps)
+            cur = self._gray(crop_bgr)
+        self._prev_gray.copy_(self._gray(bgr))
+        return crop_bgr.flip(1), prev, cur
+
+    def _compose(self, rgb: Tensor, flow_img: Tensor | None) -> Tensor:
+        """Normalise and lay out RGB crops and flow images (N, 3, S, S) as the manifest's input spec."""
+        spec = self.manifest.input
         parts = []
         if spec.fusion in ("rgb", "channels", "horizontal"):
             parts.append((rgb - self._mean) * self._inv_std)
         if flow_img is not None:
             parts.append((flow_img - self._mean) * self._inv_std)
-        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=3 if spec.fusion == "horizontal" else 1)
-        if timed:
-            self._record("normalise", t)
-        return x
+        return parts[0] if len(parts) == 1 else self._torch.cat(parts, dim=3 if spec.fusion == "horizontal" else 1)
 
     def _infer(self, x: Tensor, files: tuple[str, ...], heads: Tensor) -> Tensor:
         """Detector logits -> (N, n_aus) float32 probabilities, or (N, 2 n_aus) probabilities | intensities
@@ -521,3 +564,65 @@ class GpuFramePath:
             import time
 
             self.stage_ms[stage].append((time.perf_counter() - start) * 1000.0)
+
+
+def infer_streams(paths: Sequence[GpuFramePath], frames: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]],
+                  views: Sequence[Sequence[int] | None] | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """One frame of each of several streams through one engine: every stream's crops are cut on its own path
+    (each keeps its previous frame), then the faces of all streams go through **one** flow call and **one**
+    detector call per detector file. ``paths``: one per stream, made with :meth:`GpuFramePath.sibling` (they must
+    share their detectors); ``frames[i]``: stream i's ``uint8`` HxWx3 BGR frame, ``boxes[i]`` its faces,
+    ``views[i]`` their views (None: the default). Returns per stream ``(probabilities, intensities | None)``,
+    each ``float32`` (len(boxes[i]), n_aus), as :meth:`GpuFramePath.infer_full` would. Runs eagerly (no CUDA
+    graph: the batch changes with every stream's faces)."""
+    first = paths[0]
+    if any(p.runtimes != first.runtimes for p in paths):
+        raise EngineError("infer_streams needs paths that share one engine: make them with GpuFramePath.sibling()")
+    if not len(paths) == len(frames) == len(boxes):
+        raise ValueError(f"{len(paths)} paths, {len(frames)} frames and {len(boxes)} box lists")
+    m = first.manifest
+    n_aus = len(m.aus)
+    torch = first._torch
+    counts: list[int] = []
+    rgbs: list[Tensor] = []
+    prevs: list[Tensor] = []
+    curs: list[Tensor] = []
+    resolved: list[int] = []
+    with torch.inference_mode():
+        for i, (path, frame_bgr, bx) in enumerate(zip(paths, frames, boxes, strict=True)):
+            given = views[i] if views is not None else None
+            vw = list(given) if given is not None else [m.default_view] * len(bx)
+            if len(vw) != len(bx):
+                raise ValueError(f"stream {i}: {len(bx)} boxes but {len(vw)} views")
+            frame = path._upload(frame_bgr)
+            counts.append(len(bx))
+            if not bx:
+                path._set_prev(frame)
+                continue
+            taps = path._tap_tensors(bx, frame_bgr.shape)
+            if not path._has_prev:
+                path._set_prev(frame)
+            rgb, prev, cur = path._crops(frame, taps)
+            rgbs.append(rgb)
+            if prev is not None and cur is not None:
+                prevs.append(prev)
+                curs.append(cur)
+            resolved += [v if v in m.detectors else m.default_view for v in vw]
+        width = n_aus * (2 if m.intensity else 1)
+        if not resolved:
+            out = np.zeros((0, width), dtype=np.float32)
+        else:
+            flow_img = None
+            if prevs:
+                flow_img = first._encode(first._flow(torch.cat(prevs), torch.cat(curs)))
+            x = first._compose(torch.cat(rgbs), flow_img)
+            heads = torch.tensor([m.detector_heads.get(v, 0) for v in resolved], dtype=torch.int64, device=first.device)
+            files = tuple(m.detectors[v] for v in resolved)
+            out = np.asarray(first._infer(x, files, heads).cpu().numpy(), dtype=np.float32)
+    results: list[tuple[np.ndarray, np.ndarray | None]] = []
+    start = 0
+    for n in counts:
+        rows = out[start : start + n] if n else np.zeros((0, width), dtype=np.float32)
+        results.append((rows[:, :n_aus], rows[:, n_aus:] if m.intensity else None))
+        start += n
+    return results

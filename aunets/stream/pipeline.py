@@ -126,7 +126,8 @@ class Pipeline:
         if self.config.device != "cpu":
             from aunets.stream.gpu_path import open_frame_path
 
-            self.gpu = open_frame_path(self.engine.path, self.config.device, self.config.margin, self.config.threads)
+            self.gpu = open_frame_path(self.engine.path, self.config.device, self.config.margin, self.config.threads,
+                                       self.config.flow)
         self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
         import_s = self.gpu.startup.get("import_s", 0.0) if self.gpu is not None else 0.0
         self.startup: dict[str, float] = {"import_s": import_s,
