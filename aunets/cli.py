@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("aunets.stream.explain_cli",
                 "where each AU detector looks: occlusion maps (or Grad-CAM) over the face crop"),
     "serve": ("aunets.stream.webrtc.cli", "live browser demo over WebRTC (needs the [webrtc] extra)"),
+    "multi": ("aunets.stream.multi_cli", "several videos or cameras through one shared GPU engine, one CSV each"),
     "cache": ("aunets.stream.cache_cli", "show (or --clear) the cache of compiled GPU-path kernels kept between runs"),
 }
 

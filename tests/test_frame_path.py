@@ -288,3 +288,36 @@ def test_flow_choice_engine_flow_on_the_host_or_tvl1_on_the_device() -> None:
     assert errors["dis"] < 0.5 * errors["tvl1"], errors  # the CPU path's flow, up to the crops' last grey level
     with pytest.raises(ConfigError, match="unknown flow backend"):
         open_frame_path(default_engine_path(), "torch-cpu", threads=1, flow="nope")
+
+
+def _csv_matrix(path: Path, suffix: str) -> np.ndarray:
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return np.array([[float(r[c]) for c in r if c.endswith(suffix)] for r in rows])
+
+
+@pytest.mark.slow
+def test_multi_cli_runs_two_streams_through_one_engine_as_process_would(tmp_path: Path) -> None:
+    """`aunets multi` with two bundled videos (two capture processes, one batcher): the faces of both streams go
+    through the engine together, and each stream's CSV holds what `aunets process` writes for that video alone."""
+    videos = [CLIP, REPO / "media" / "realfaces_trio.mp4"]
+    common = ["--device", "torch-cpu", "--threads", "1", "--max-frames", "8"]
+    env = {**os.environ, "AUNETS_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "aunets", "multi", *map(str, videos), "--out", str(tmp_path / "multi"),
+                           "--max-wait-ms", "2000", *common], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [s["rows"] for s in summary["streams"]] == [8, 8]
+    assert summary["streams_per_batch_max"] == 2 and summary["streams_per_batch_mean"] > 1.5
+    for i, video in enumerate(videos):
+        alone = tmp_path / f"alone{i}.csv"
+        single = subprocess.run([sys.executable, "-m", "aunets", "process", str(video), "--csv", str(alone),
+                                 "--no-progress", *common], capture_output=True, text=True, timeout=300, cwd=REPO,
+                                env=env)
+        assert single.returncode == 0, single.stderr
+        shared = tmp_path / "multi" / f"{i}_{video.stem}.csv"
+        for suffix, tol in (("_p", 2e-3), ("_r", 1e-2)):
+            a, b = _csv_matrix(shared, suffix), _csv_matrix(alone, suffix)
+            assert a.shape == b.shape == (8, 12)
+            np.testing.assert_allclose(a, b, atol=tol)
