@@ -12,7 +12,7 @@ frame (the same box repeated for N faces):
   ``warmup_s`` (:meth:`GpuFramePath.warmup` for one face), ``first_frame_ms`` (the first frame after warm-up),
   ``max_frame_ms_after_first`` over the next 50 frames.
 * ``batches``: per number of faces N, ``--frames`` frames after 3 untimed ones: p50/p99 ms per frame and
-  faces/s (N x 1000 / mean ms). With ``--device cuda`` each N is warmed up first (graphs captured).
+  faces/s (N x 1000 / mean ms).
 
 ``--flow``: as ``aunets process --flow`` (default: the engine's DIS, on the host; ``torch-tvl1``: TV-L1 on the
 device, the whole path one CUDA graph). Writes ``latency_shipped_<device>[_<flow>].json`` (run record, device,
@@ -111,9 +111,7 @@ def batches(device: str, faces: list[int], n_frames: int, threads: int, flow: st
     path = open_frame_path(default_engine_path(), device, threads=threads, flow=flow)
     rows = []
     for n in faces:
-        if device == "cuda":
-            path.warmup(frames[0].shape, max_faces=n)
-        boxes = [box] * n
+        boxes = [box] * n  # the untimed frames below compile and capture what these N faces need
         for f in frames[:3]:
             path.infer(f, boxes)
         ms = []

@@ -157,6 +157,7 @@ class GpuFramePath:
         self.device = torch.device(c.device)
         flow_compile = c.flow_compile if c.flow_compile is not None else self.device.type == "cuda"
         self.flow = TorchTVL1(TVL1_PRESETS[c.flow_preset], getattr(torch, c.flow_dtype), compile=flow_compile)
+        self._flow_compiled = flow_compile
         self.host_flow = None if c.host_flow is None else create_flow_backend(c.host_flow)
         spec = manifest.input
         if spec.height != spec.width:
@@ -446,9 +447,17 @@ class GpuFramePath:
     def _flow(self, prev: Tensor, cur: Tensor) -> Tensor:
         """Flow (N, 2, S, S) px between grey crops (N, 1, S, S) 0..255: TV-L1 on the device, or ``host_flow`` on
         the host (the crops go down as ``uint8``, one pair per face, the flow comes back up)."""
-        if self.host_flow is None:
-            return self.flow(prev, cur, value_range=255.0)
         torch = self._torch
+        if self.host_flow is None:
+            n = prev.shape[0]
+            if self._flow_compiled and n & (n - 1):
+                # the compiled solver compiles once per batch size (and runs eagerly after 8): pad the batch to
+                # a power of two, so 16 faces need 5 compilations, not 16
+                pad = (1 << n.bit_length()) - n
+                prev = torch.cat([prev, prev[:1].expand(pad, -1, -1, -1)])
+                cur = torch.cat([cur, cur[:1].expand(pad, -1, -1, -1)])
+            flow: Tensor = self.flow(prev, cur, value_range=255.0)
+            return flow[:n]
         pair = torch.cat([prev, cur], dim=1).to(torch.uint8).cpu().numpy()  # crops are rounded 0..255
         flows = compute_flows(self.host_flow, [p[0] for p in pair], [p[1] for p in pair])
         host = torch.from_numpy(np.ascontiguousarray(np.stack(flows).transpose(0, 3, 1, 2), dtype=np.float32))
