@@ -156,12 +156,12 @@ def main() -> int:
         return 0
     from bench_clip import run_record
 
-    result: dict[str, Any] = {**run_record(), "environment": environment(args.device), "flow": args.flow or "engine"}
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda needs torch with CUDA and a GPU; use --device torch-cpu")
+    result: dict[str, Any] = {**run_record(), "environment": environment(args.device), "flow": args.flow or "engine"}
     if not args.skip_startup:
         result["startup"] = startup(args.device, args.threads, args.flow)
     result["batches"] = batches(args.device, args.faces, args.frames, args.threads, args.flow)
