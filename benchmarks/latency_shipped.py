@@ -63,7 +63,7 @@ def startup_child(device: str, threads: int, flow: str | None) -> dict[str, Any]
     from bench_clip import load_frames
 
     from aunets.engines.engine import default_engine_path
-    from aunets.stream.gpu_path import open_frame_path
+    from aunets.stream.frame_path_start import open_frame_path
 
     frames, box = load_frames(52)
     t1 = time.perf_counter()
@@ -105,7 +105,7 @@ def batches(device: str, faces: list[int], n_frames: int, threads: int, flow: st
     from tqdm import tqdm
 
     from aunets.engines.engine import default_engine_path
-    from aunets.stream.gpu_path import open_frame_path
+    from aunets.stream.frame_path_start import open_frame_path
 
     frames, box = load_frames(min(n_frames + 3, 200))
     path = open_frame_path(default_engine_path(), device, threads=threads, flow=flow)

@@ -47,7 +47,8 @@ def main() -> int:
     from bench_clip import load_frames, run_record
 
     from aunets.engines.engine import default_engine_path
-    from aunets.stream.gpu_path import infer_streams, open_frame_path
+    from aunets.stream.frame_path_start import open_frame_path
+    from aunets.stream.stream_batcher import infer_streams
 
     span = args.rounds + 2
     frames, box = load_frames(60 * (max(args.streams) - 1) + span)

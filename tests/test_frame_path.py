@@ -22,7 +22,8 @@ torch = pytest.importorskip("torch")
 from aunets.core.frame import Frame  # noqa: E402
 from aunets.engines.engine import default_engine_path  # noqa: E402
 from aunets.engines.runtime_cuda import CudaRuntime  # noqa: E402
-from aunets.stream.gpu_path import CPU_RUNTIME, GpuFramePath, GpuPathConfig, open_frame_path  # noqa: E402
+from aunets.stream.frame_path_start import CPU_RUNTIME, open_frame_path  # noqa: E402
+from aunets.stream.gpu_path import GpuFramePath, GpuPathConfig  # noqa: E402
 from aunets.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from tests.conftest import CLIP, REPO, clip_frames  # noqa: E402
 
@@ -224,7 +225,7 @@ def test_cuda_path_gives_the_cpu_paths_outputs_on_the_clip() -> None:
 def test_streams_share_one_engine_in_one_batched_call() -> None:
     """Two streams of the bundled clip (different parts of it) through one engine: each round, one detector
     call for the faces of both, and each stream's results are what its own path alone gives."""
-    from aunets.stream.gpu_path import infer_streams
+    from aunets.stream.stream_batcher import infer_streams
 
     clip = clip_frames(3) + clip_frames(3, start=200)
     streams = [clip[:3], clip[3:]]

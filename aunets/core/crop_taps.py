@@ -17,6 +17,7 @@ class (3 x 2^n), so a stream's tap arrays have one of a few shapes (one CUDA gra
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -112,3 +113,19 @@ def apply_taps(image: np.ndarray, iy: np.ndarray, wy: np.ndarray, ix: np.ndarray
     """Reference (numpy) application of one face's taps (size, T) to an (H, W[, C]) image -> float (size, size[, C])."""
     rows = np.einsum("st,st...->s...", wy, image[iy].astype(np.float64))
     return np.einsum("st,ast...->as...", wx, rows[:, ix])
+
+
+def apply_taps_tensor(image: Any, taps: tuple[Any, ...]) -> Any:
+    """Torch twin of :func:`apply_taps` for N faces: ``image`` (1, C, H, W) float, ``taps`` = (row indices, row
+    weights, column indices, column weights) each (N, S, T) and rounding offsets (N,), all on the image's device
+    -> (N, C, S, S) rounded as ``uint8`` (no host round trip: CUDA-graph capturable)."""
+    import torch
+
+    iy, wy, ix, wx, bias = taps
+    n, size, t = iy.shape
+    img = image[0]
+    c, width = img.shape[0], img.shape[2]
+    rows = img[:, iy.reshape(-1)].view(c, n, size, t, width)  # (C, N, S, T, W)
+    rows = (rows * wy.view(1, n, size, t, 1)).sum(dim=3).permute(1, 0, 2, 3)  # (N, C, S, W)
+    cols = rows.gather(3, ix.view(n, 1, 1, size * t).expand(n, c, size, size * t)).view(n, c, size, size, t)
+    return torch.round((cols * wx.view(n, 1, 1, size, t)).sum(dim=4) + bias.view(n, 1, 1, 1))

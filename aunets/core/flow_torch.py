@@ -332,3 +332,24 @@ def flow_backends() -> dict[str, Callable[[], FlowBackend]]:
         table[f"torch-tvl1-{preset}"] = partial(TorchTVL1Flow, preset, "cpu")
         table[f"torch-tvl1-{preset}-cuda"] = partial(TorchTVL1Flow, preset, "cuda")
     return table
+
+
+def encode_flow_tensor(flow: Tensor, encoding: str, clip_fraction: float) -> Tensor:
+    """(N, 2, S, S) flow in pixels -> (N, 3, S, S) float 0..255 flow image (RGB), as
+    :func:`aunets.core.flow.encode_flow` (``paper`` or ``aunets_original``), on the flow's device."""
+    torch = _torch()
+
+    u, v = flow[:, 0:1], flow[:, 1:2]
+    if encoding == "paper":
+        scale = 1.0 / (clip_fraction * flow.shape[3])
+        r = 128.0 + 127.0 * torch.clamp(u * scale, -1.0, 1.0)
+        g = 128.0 + 127.0 * torch.clamp(v * scale, -1.0, 1.0)
+        b = 255.0 * torch.clamp(torch.sqrt(u * u + v * v) * scale, 0.0, 1.0)
+    else:  # aunets_original: each component scaled by this sample's own peak
+        def channel(comp: Tensor) -> Tensor:
+            peak = comp.abs().amax(dim=(1, 2, 3), keepdim=True)
+            scaled = 128.0 + 127.0 * comp / torch.clamp(peak, min=1e-6)
+            return torch.where(peak > 1e-6, scaled, torch.full_like(comp, 128.0))
+
+        r, g, b = channel(u), channel(-v), torch.zeros_like(u)
+    return torch.floor(torch.clamp(torch.cat([r, g, b], dim=1), 0.0, 255.0))  # uint8 assignment truncates

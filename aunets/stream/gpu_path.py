@@ -25,7 +25,6 @@ CPU pipeline's :func:`~aunets.core.crop.crop_square` and :func:`~aunets.engines.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,16 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aunets.core.compile_cache import use_compile_cache
-from aunets.core.crop_taps import crop_taps, tap_count
+from aunets.core.crop_taps import apply_taps_tensor, crop_taps
 from aunets.core.errors import ConfigError, EngineError, MissingExtraError
 from aunets.core.face import Box
 from aunets.core.flow import compute_flows
 from aunets.core.flow_registry import create_flow_backend
-from aunets.core.flow_torch import TVL1_PRESETS, TorchTVL1
+from aunets.core.flow_torch import TVL1_PRESETS, TorchTVL1, encode_flow_tensor
 from aunets.engines.engine import weight_file
 from aunets.engines.manifest import Manifest, load_manifest
 from aunets.engines.runtime_cuda import CudaRuntime, CudaRuntimeConfig
+from aunets.stream.stage_clock import stage_ms_since, stage_start
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -90,50 +89,6 @@ def _torch() -> Any:
     except ImportError as exc:
         raise MissingExtraError("torch", "train") from exc
     return torch
-
-
-DEVICES: tuple[str, ...] = ("cuda", "torch-cpu")
-"""Pipeline devices served by this path: ``cuda``, or ``torch-cpu`` (the same path on torch's CPU device)."""
-
-CPU_RUNTIME = CudaRuntimeConfig(dtype="float32", channels_last=False, cuda_graph=False, device="cpu")
-"""How the detectors run on torch's CPU device (``--device torch-cpu``)."""
-
-
-def open_frame_path(bundle: Path | str, device: str, margin: float = 1.3, threads: int = 2,
-                    flow: str | None = None) -> GpuFramePath:
-    """The frame path of a pipeline ``device`` (see :data:`DEVICES`) for ``bundle``; its :attr:`GpuFramePath.startup`
-    holds ``import_s`` (importing torch, 0 when it was already imported) and ``load_s`` (the detectors).
-
-    ``flow``: a flow backend name as ``--flow`` takes; None: the engine's (its manifest's ``flow.backend``).
-    ``torch-tvl1[-fast|-medium|-accurate][-cuda]`` runs TV-L1 on the device (all on the GPU, one CUDA graph);
-    any other backend runs on the host on the grey crops (``host_flow``), as the CPU path does."""
-    import sys
-    import time
-
-    if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}; choose cpu, {' or '.join(DEVICES)}")
-    use_compile_cache()
-    t0 = time.perf_counter()
-    imported = "torch" in sys.modules
-    torch = _torch()
-    t1 = time.perf_counter()
-    name = flow or load_manifest(Path(bundle)).flow.backend
-    host_flow: str | None = name
-    preset = "fast"
-    if name.startswith("torch-tvl1"):
-        host_flow = None
-        preset = name.removeprefix("torch-tvl1").removesuffix("-cuda").lstrip("-") or "fast"
-    if device == "torch-cpu":
-        torch.set_num_threads(threads)
-        config = GpuPathConfig(margin=margin, flow_preset=preset, device="cpu", cuda_graph=False,
-                               runtime=CPU_RUNTIME, host_flow=host_flow)
-    else:
-        # with a host flow the path cannot be one CUDA graph (it leaves the device in the middle): eager
-        config = GpuPathConfig(margin=margin, flow_preset=preset, cuda_graph=host_flow is None, host_flow=host_flow)
-    path = GpuFramePath.from_bundle(bundle, config)
-    path.startup = {"import_s": 0.0 if imported else round(t1 - t0, 3),
-                    "load_s": round(time.perf_counter() - t1, 3)}
-    return path
 
 
 class GpuFramePath:
@@ -256,49 +211,9 @@ class GpuFramePath:
         that frame can give, and each detector file (all faces on one file; a frame whose faces use
         different files captures its graph when it first occurs). The stream's state is left as it was.
         Returns the seconds spent."""
-        import time
+        from aunets.stream.frame_path_warmup import warm_up
 
-        t0 = time.perf_counter()
-        height, width = int(frame_shape[0]), int(frame_shape[1])
-        if max_faces < 1 or height < 2 or width < 2:
-            raise ValueError(f"warm-up needs a frame of at least 2x2 px and max_faces >= 1, got {frame_shape}, "
-                             f"{max_faces}")
-        # tap classes of crop sides from 2 px to margin x the frame's larger side (a face inside the frame)
-        sides: dict[int, int] = {}
-        for side in range(2, math.ceil(self.config.margin * max(height, width)) + 1):
-            sides.setdefault(tap_count(side, self.size), side)
-        m = self.manifest
-        view_of_file: dict[str, int] = {}
-        for view, name in sorted(m.detectors.items()):
-            view_of_file.setdefault(name, view)
-        frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        saved_prev = self._prev_gray.clone() if self._prev_gray is not None and self._has_prev else None
-        saved_shape = None if self._frame is None else tuple(self._frame.shape)
-        shown = self.profile
-        self.profile = False
-        try:
-            for crop_side in sides.values():
-                box_side = crop_side / self.config.margin
-                box = ((width - box_side) / 2.0, (height - box_side) / 2.0, box_side, box_side)
-                for n in range(1, max_faces + 1):
-                    for view in view_of_file.values():
-                        self.reset()
-                        self.infer(frame, [box] * n, [view] * n)  # captures (graph) or compiles (flow)
-        finally:
-            self.profile = shown
-            self.reset()
-            if saved_prev is not None and saved_shape == (height, width, 3):
-                assert self._prev_gray is not None
-                with self._torch.inference_mode():
-                    self._prev_gray.copy_(saved_prev)
-                self._has_prev = True
-            for stage in self.stage_ms.values():
-                stage.clear()
-        seconds = time.perf_counter() - t0
-        self.startup["warmup_s"] = round(seconds, 3)
-        log.info("GPU path (%s): warm-up for %dx%d frames, up to %d face(s), tap classes %s: %.2f s, %d graph(s)",
-                 self.device, width, height, max_faces, sorted(sides), seconds, len(self._graphs))
-        return seconds
+        return warm_up(self, frame_shape, max_faces)
 
     def _infer_frame(self, frame_bgr: np.ndarray, boxes: Sequence[Box], views: Sequence[int] | None) -> np.ndarray:
         """(N, n_aus) probabilities, or (N, 2 n_aus) probabilities | intensities for an engine with intensity."""
@@ -398,35 +313,11 @@ class GpuFramePath:
         return self._torch.round((bgr * self._gray_w).sum(dim=1, keepdim=True))
 
     def _crop(self, image: Tensor, taps: tuple[Tensor, ...]) -> Tensor:
-        """Resample (1, C, H, W) ``image`` with each face's ``taps`` -> (N, C, S, S), rounded (as ``uint8``)."""
-        torch = self._torch
-        iy, wy, ix, wx, bias = taps
-        n, size, t = iy.shape
-        img = image[0]
-        c, width = img.shape[0], img.shape[2]
-        rows = img[:, iy.reshape(-1)].view(c, n, size, t, width)  # (C, N, S, T, W)
-        rows = (rows * wy.view(1, n, size, t, 1)).sum(dim=3).permute(1, 0, 2, 3)  # (N, C, S, W)
-        cols = rows.gather(3, ix.view(n, 1, 1, size * t).expand(n, c, size, size * t)).view(n, c, size, size, t)
-        return torch.round((cols * wx.view(n, 1, 1, size, t)).sum(dim=4) + bias.view(n, 1, 1, 1))
+        return apply_taps_tensor(image, taps)
 
     def _encode(self, flow: Tensor) -> Tensor:
-        """(N, 2, S, S) flow in pixels -> (N, 3, S, S) float 0..255 flow image (RGB), as encode_flow."""
-        torch = self._torch
         fc = self.manifest.flow
-        u, v = flow[:, 0:1], flow[:, 1:2]
-        if fc.encoding == "paper":
-            scale = 1.0 / (fc.clip_fraction * flow.shape[3])
-            r = 128.0 + 127.0 * torch.clamp(u * scale, -1.0, 1.0)
-            g = 128.0 + 127.0 * torch.clamp(v * scale, -1.0, 1.0)
-            b = 255.0 * torch.clamp(torch.sqrt(u * u + v * v) * scale, 0.0, 1.0)
-        else:  # aunets_original: each component scaled by this sample's own peak
-            def channel(comp: Tensor) -> Tensor:
-                peak = comp.abs().amax(dim=(1, 2, 3), keepdim=True)
-                scaled = 128.0 + 127.0 * comp / torch.clamp(peak, min=1e-6)
-                return torch.where(peak > 1e-6, scaled, torch.full_like(comp, 128.0))
-
-            r, g, b = channel(u), channel(-v), torch.zeros_like(u)
-        return torch.floor(torch.clamp(torch.cat([r, g, b], dim=1), 0.0, 255.0))  # uint8 assignment truncates
+        return encode_flow_tensor(flow, fc.encoding, fc.clip_fraction)
 
     def _inputs(self, frame: Tensor, taps: tuple[Tensor, ...], timed: bool = False) -> Tensor:
         """Crop, flow, encode, normalise and lay out: the detector input (N, C, S, S|2S) float32."""
@@ -547,91 +438,9 @@ class GpuFramePath:
 
     # --- timing ------------------------------------------------------------------------------------------
     def _event(self) -> Any:
-        """A start marker for a stage (a CUDA event, or a host clock on the CPU)."""
-        torch = self._torch
-        if not self.profile:
-            return None
-        if self.device.type == "cuda":
-            ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
-            return ev
-        import time
-
-        return time.perf_counter()
+        """A start marker for a stage when :attr:`profile` is set (see :mod:`aunets.stream.stage_clock`)."""
+        return stage_start(self._torch, self.device) if self.profile else None
 
     def _record(self, stage: str, start: Any) -> None:
-        """Record the stage's time since ``start`` in ms (synchronising: only for profiling runs)."""
-        if start is None or not self.profile:
-            return
-        torch = self._torch
-        if self.device.type == "cuda":
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-            end.synchronize()
-            self.stage_ms[stage].append(float(start.elapsed_time(end)))
-        else:
-            import time
-
-            self.stage_ms[stage].append((time.perf_counter() - start) * 1000.0)
-
-
-def infer_streams(paths: Sequence[GpuFramePath], frames: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]],
-                  views: Sequence[Sequence[int] | None] | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """One frame of each of several streams through one engine: every stream's crops are cut on its own path
-    (each keeps its previous frame), then the faces of all streams go through **one** flow call and **one**
-    detector call per detector file. ``paths``: one per stream, made with :meth:`GpuFramePath.sibling` (they must
-    share their detectors); ``frames[i]``: stream i's ``uint8`` HxWx3 BGR frame, ``boxes[i]`` its faces,
-    ``views[i]`` their views (None: the default). Returns per stream ``(probabilities, intensities | None)``,
-    each ``float32`` (len(boxes[i]), n_aus), as :meth:`GpuFramePath.infer_full` would. Runs eagerly (no CUDA
-    graph: the batch changes with every stream's faces)."""
-    first = paths[0]
-    if any(p.runtimes != first.runtimes for p in paths):
-        raise EngineError("infer_streams needs paths that share one engine: make them with GpuFramePath.sibling()")
-    if not len(paths) == len(frames) == len(boxes):
-        raise ValueError(f"{len(paths)} paths, {len(frames)} frames and {len(boxes)} box lists")
-    m = first.manifest
-    n_aus = len(m.aus)
-    torch = first._torch
-    counts: list[int] = []
-    rgbs: list[Tensor] = []
-    prevs: list[Tensor] = []
-    curs: list[Tensor] = []
-    resolved: list[int] = []
-    with torch.inference_mode():
-        for i, (path, frame_bgr, bx) in enumerate(zip(paths, frames, boxes, strict=True)):
-            given = views[i] if views is not None else None
-            vw = list(given) if given is not None else [m.default_view] * len(bx)
-            if len(vw) != len(bx):
-                raise ValueError(f"stream {i}: {len(bx)} boxes but {len(vw)} views")
-            frame = path._upload(frame_bgr)
-            counts.append(len(bx))
-            if not bx:
-                path._set_prev(frame)
-                continue
-            taps = path._tap_tensors(bx, frame_bgr.shape)
-            if not path._has_prev:
-                path._set_prev(frame)
-            rgb, prev, cur = path._crops(frame, taps)
-            rgbs.append(rgb)
-            if prev is not None and cur is not None:
-                prevs.append(prev)
-                curs.append(cur)
-            resolved += [v if v in m.detectors else m.default_view for v in vw]
-        width = n_aus * (2 if m.intensity else 1)
-        if not resolved:
-            out = np.zeros((0, width), dtype=np.float32)
-        else:
-            flow_img = None
-            if prevs:
-                flow_img = first._encode(first._flow(torch.cat(prevs), torch.cat(curs)))
-            x = first._compose(torch.cat(rgbs), flow_img)
-            heads = torch.tensor([m.detector_heads.get(v, 0) for v in resolved], dtype=torch.int64, device=first.device)
-            files = tuple(m.detectors[v] for v in resolved)
-            out = np.asarray(first._infer(x, files, heads).cpu().numpy(), dtype=np.float32)
-    results: list[tuple[np.ndarray, np.ndarray | None]] = []
-    start = 0
-    for n in counts:
-        rows = out[start : start + n] if n else np.zeros((0, width), dtype=np.float32)
-        results.append((rows[:, :n_aus], rows[:, n_aus:] if m.intensity else None))
-        start += n
-    return results
+        if start is not None and self.profile:
+            self.stage_ms[stage].append(stage_ms_since(self._torch, self.device, start))

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from aunets.engines.engine import load_engine
     from aunets.stream.capture import CaptureConfig
     from aunets.stream.csv_sink import OpenFaceCsvWriter
-    from aunets.stream.gpu_path import open_frame_path
+    from aunets.stream.frame_path_start import open_frame_path
     from aunets.stream.messages import to_json
     from aunets.stream.outputs import check_output
     from aunets.stream.pipeline import Pipeline

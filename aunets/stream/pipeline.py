@@ -124,7 +124,7 @@ class Pipeline:
         self.flow = create_flow_backend(self.config.flow or m.flow.backend)
         self.gpu: GpuFramePath | None = None
         if self.config.device != "cpu":
-            from aunets.stream.gpu_path import open_frame_path
+            from aunets.stream.frame_path_start import open_frame_path
 
             self.gpu = open_frame_path(self.engine.path, self.config.device, self.config.margin, self.config.threads,
                                        self.config.flow)

@@ -18,11 +18,16 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aunets.core.errors import EngineError
 from aunets.core.face import Box
-from aunets.stream.gpu_path import GpuFramePath, infer_streams
+from aunets.stream.gpu_path import GpuFramePath
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,68 @@ class _Request:
     boxes: list[Box]
     views: list[int] | None
     done: Future[Rows]
+
+
+def infer_streams(paths: Sequence[GpuFramePath], frames: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]],
+                  views: Sequence[Sequence[int] | None] | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """One frame of each of several streams through one engine: every stream's crops are cut on its own path
+    (each keeps its previous frame), then the faces of all streams go through **one** flow call and **one**
+    detector call per detector file. ``paths``: one per stream, made with :meth:`GpuFramePath.sibling` (they must
+    share their detectors); ``frames[i]``: stream i's ``uint8`` HxWx3 BGR frame, ``boxes[i]`` its faces,
+    ``views[i]`` their views (None: the default). Returns per stream ``(probabilities, intensities | None)``,
+    each ``float32`` (len(boxes[i]), n_aus), as :meth:`GpuFramePath.infer_full` would. Runs eagerly (no CUDA
+    graph: the batch changes with every stream's faces)."""
+    first = paths[0]
+    if any(p.runtimes != first.runtimes for p in paths):
+        raise EngineError("infer_streams needs paths that share one engine: make them with GpuFramePath.sibling()")
+    if not len(paths) == len(frames) == len(boxes):
+        raise ValueError(f"{len(paths)} paths, {len(frames)} frames and {len(boxes)} box lists")
+    m = first.manifest
+    n_aus = len(m.aus)
+    torch = first._torch
+    counts: list[int] = []
+    rgbs: list[Tensor] = []
+    prevs: list[Tensor] = []
+    curs: list[Tensor] = []
+    resolved: list[int] = []
+    with torch.inference_mode():
+        for i, (path, frame_bgr, bx) in enumerate(zip(paths, frames, boxes, strict=True)):
+            given = views[i] if views is not None else None
+            vw = list(given) if given is not None else [m.default_view] * len(bx)
+            if len(vw) != len(bx):
+                raise ValueError(f"stream {i}: {len(bx)} boxes but {len(vw)} views")
+            frame = path._upload(frame_bgr)
+            counts.append(len(bx))
+            if not bx:
+                path._set_prev(frame)
+                continue
+            taps = path._tap_tensors(bx, frame_bgr.shape)
+            if not path._has_prev:
+                path._set_prev(frame)
+            rgb, prev, cur = path._crops(frame, taps)
+            rgbs.append(rgb)
+            if prev is not None and cur is not None:
+                prevs.append(prev)
+                curs.append(cur)
+            resolved += [v if v in m.detectors else m.default_view for v in vw]
+        width = n_aus * (2 if m.intensity else 1)
+        if not resolved:
+            out = np.zeros((0, width), dtype=np.float32)
+        else:
+            flow_img = None
+            if prevs:
+                flow_img = first._encode(first._flow(torch.cat(prevs), torch.cat(curs)))
+            x = first._compose(torch.cat(rgbs), flow_img)
+            heads = torch.tensor([m.detector_heads.get(v, 0) for v in resolved], dtype=torch.int64, device=first.device)
+            files = tuple(m.detectors[v] for v in resolved)
+            out = np.asarray(first._infer(x, files, heads).cpu().numpy(), dtype=np.float32)
+    results: list[tuple[np.ndarray, np.ndarray | None]] = []
+    start = 0
+    for n in counts:
+        rows = out[start : start + n] if n else np.zeros((0, width), dtype=np.float32)
+        results.append((rows[:, :n_aus], rows[:, n_aus:] if m.intensity else None))
+        start += n
+    return results
 
 
 class StreamBatcher:
