@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,3 +232,42 @@ def test_default_engine_writes_intensity_columns_in_range(tmp_path: Path) -> Non
     crying = [float(r["AU12_r"]) for r in rows if float(r["timestamp"]) < 9.0]
     laughing = [float(r["AU12_r"]) for r in rows if float(r["timestamp"]) > 10.5]
     assert np.mean(laughing) > np.mean(crying) + 0.5, (np.mean(laughing), np.mean(crying))
+
+
+class _Spy:
+    """Calls a real runtime's ``run`` or a real detector's ``detect`` and notes the frame it was called on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.frame = -1
+        self.calls: list[tuple[int, tuple[int, ...]]] = []  # (frame, input shape)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append((self.frame, batch.shape))
+        return np.asarray(self.inner.run(batch))
+
+    def detect(self, image: np.ndarray) -> Any:
+        self.calls.append((self.frame, image.shape))
+        return self.inner.detect(image)
+
+
+@pytest.mark.parametrize(("phase", "expected"), [(None, [0, 2, 7]), (0, [0, 5, 10])])
+def test_view_classifier_runs_away_from_the_trackers_full_frame_pass(phase: int | None, expected: list[int]) -> None:
+    """Live latency: the full-frame face detection and the view classifier are the two costly steps that run only
+    every few frames; by default they fall on different frames, so their costs never add up on one frame."""
+    import cv2
+
+    from aunets.core.frame import Frame
+
+    pipeline = Pipeline(PipelineConfig(view_phase=phase))
+    engine: Any = pipeline.engine
+    engine._view = views = _Spy(engine._view)
+    pipeline.tracker.detector = detector = _Spy(pipeline.tracker.detector)
+    cap = cv2.VideoCapture(str(Path(__file__).resolve().parents[1] / "media" / "pexels_wolfganglanger_expressions.mp4"))
+    for i in range(12):
+        ok, image = cap.read()
+        assert ok
+        views.frame = detector.frame = i
+        assert not pipeline.process(Frame(i, i, float(i), image))[0].no_face
+    assert [i for i, shape in detector.calls if shape == image.shape] == [0, 5, 10]  # the full-frame passes
+    assert [i for i, _ in views.calls] == expected

@@ -44,7 +44,10 @@ class PipelineConfig:
     ``engine``: bundle directory (None: the embedded default). ``runtime``: ``onnx`` | ``torch`` | ``cuda`` |
     ``trt``. ``flow``: flow backend name (None: the one in the manifest). ``median_window``: odd window in
     frames (None: the manifest's). ``lookahead``: frames of look-ahead of the median, 0 = causal.
-    ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track.
+    ``margin``: crop side / face box side. ``view_every``: run the view classifier every N frames per track, on
+    the frames whose index mod N is ``view_phase`` (None: N // 2, half way between the tracker's full-frame passes,
+    which fall on index mod ``tracker.detect_every`` == 0 while a face is tracked, so the two never add up on one
+    frame's latency).
     ``threads``: engine intra-op threads (2: the capture process leaves most of the second core free).
     ``device``: ``cpu``, or ``cuda`` for the GPU frame path (crop, TV-L1
     flow, normalisation and the detectors on the GPU; see ``docs/gpu.md``), or ``torch-cpu`` for that same
@@ -62,6 +65,7 @@ class PipelineConfig:
     margin: float = 1.3
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     view_every: int = 5
+    view_phase: int | None = None
     threads: int = 2
     device: str = "cpu"
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -119,6 +123,8 @@ class Pipeline:
         check_window(self.window, self.config.lookahead)
         if self.config.view_every < 1:
             raise ConfigError(f"view_every must be >= 1, got {self.config.view_every}")
+        phase = self.config.view_phase
+        self._view_phase = self.config.view_every // 2 if phase is None else phase % self.config.view_every
         self.thresholds = np.array([m.threshold(a) for a in m.aus], dtype=np.float32)
         self.flow_config = m.flow
         self.flow = create_flow_backend(self.config.flow or m.flow.backend)
@@ -259,13 +265,13 @@ class Pipeline:
 
     def _views(self, tracks: list[Track], rgbs: list[np.ndarray] | list[np.ndarray | None], index: int) -> list[int]:
         """Each track's view id. The classifier runs, in one batched call, on the RGB crops (``uint8`` HxWx3) of
-        the tracks that are new or due (every ``view_every`` frames); each track averages its own view
-        probabilities over time, so a face turning away changes only its own view."""
+        the tracks that are new or due (every ``view_every`` frames, see ``view_phase``); each track averages its own
+        view probabilities over time, so a face turning away changes only its own view."""
         m = self.engine.manifest
         states = [self._state(t.track_id) for t in tracks]
         due = [i for i, (st, rgb) in enumerate(zip(states, rgbs, strict=True))
                if rgb is not None and self.engine.has_view_classifier
-               and (st.view_probs is None or index % self.config.view_every == 0)]
+               and (st.view_probs is None or index % self.config.view_every == self._view_phase)]
         if due:
             batch = []
             for i in due:
