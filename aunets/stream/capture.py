@@ -40,7 +40,8 @@ from aunets.core.face import Track
 from aunets.core.frame import Frame
 from aunets.stream.shutdown import ignore_stop_signals
 from aunets.stream.sources import SourceInfo, make_source
-from aunets.stream.tracking import FaceTracker, TrackerConfig, YuNetDetector
+from aunets.stream.tracking import FaceTracker, TrackerConfig
+from aunets.stream.yunet_ort import OrtYuNetDetector
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _capture_main(config: CaptureConfig, ctrl: Any, shared: dict[str, Any]) -> N
     os.set_blocking(filled_w.fileno(), False)
     os.set_blocking(freed_r.fileno(), False)
     cv2.setNumThreads(1)  # this process has one core's worth of work; leave the other to the pipeline
-    tracker = FaceTracker(YuNetDetector(), config.tracker) if config.tracker else None
+    tracker = FaceTracker(OrtYuNetDetector(), config.tracker) if config.tracker else None
     per_slot = 1 + (config.tracker.max_faces if config.tracker else 0) * _TRACK_FIELDS
     source = make_source(config.source)
     try:

@@ -29,7 +29,8 @@ from aunets.engines.engine import AUEngine, load_engine
 from aunets.engines.preprocess import compose_input, normalise
 from aunets.stream.calibration import CalibrationConfig, OnlineBaseline
 from aunets.stream.events import EventConfig, EventDetector
-from aunets.stream.tracking import FaceDetector, FaceTracker, TrackerConfig, YuNetDetector
+from aunets.stream.tracking import FaceDetector, FaceTracker, TrackerConfig
+from aunets.stream.yunet_ort import OrtYuNetDetector
 
 if TYPE_CHECKING:
     from aunets.stream.gpu_path import GpuFramePath
@@ -134,7 +135,7 @@ class Pipeline:
 
             self.gpu = open_frame_path(self.engine.path, self.config.device, self.config.margin, self.config.threads,
                                        self.config.flow)
-        self.tracker = FaceTracker(detector or YuNetDetector(), self.config.tracker)
+        self.tracker = FaceTracker(detector or OrtYuNetDetector(), self.config.tracker)
         import_s = self.gpu.startup.get("import_s", 0.0) if self.gpu is not None else 0.0
         self.startup: dict[str, float] = {"import_s": import_s,
                                           "load_s": round(time.perf_counter() - t_load - import_s, 3)}
