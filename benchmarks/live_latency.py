@@ -163,6 +163,17 @@ def full_collection_ms() -> dict[str, float]:
     return out
 
 
+def summarise(result: dict[str, Any]) -> None:
+    """``result["median"]``: per variant, the medians over the rounds of each percentile and of each frame phase's
+    median total latency."""
+    result["median"] = {
+        v: {**{part: {q: float(np.median([r[part][q] for r in runs])) for q in ("p50", "p99")}
+               for part in ("total_ms", "handoff_ms", "pipeline_ms")},
+            "by_frame_phase_total_p50": {k: float(np.median([r["by_frame_phase"][k]["total_p50"] for r in runs]))
+                                         for k in runs[0]["by_frame_phase"]}}
+        for v, runs in result["runs"].items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2, help="rounds; each round runs every variant once")
@@ -183,9 +194,7 @@ def main() -> int:
                   f"p99 {w['p99']:5.1f} ms | gc {r['gc_pauses']['count']} (max {r['gc_pauses']['max_ms']} ms) | "
                   f"dropped {r['dropped']}", flush=True)
     result["load_average_after"] = list(__import__("os").getloadavg())
-    result["median"] = {v: {part: {q: float(np.median([r[part][q] for r in runs])) for q in ("p50", "p99")}
-                            for part in ("total_ms", "handoff_ms", "pipeline_ms")}
-                        for v, runs in result["runs"].items()}
+    summarise(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     png = args.json.with_suffix(".png")
