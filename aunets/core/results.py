@@ -33,10 +33,10 @@ class FaceResult:
     ``box``: (x, y, w, h) in frame pixels. ``probabilities``: AU -> raw probability of this frame.
     ``smoothed``: AU -> median-filtered probability (re-based first when calibration is on). ``states``: AU ->
     on/off (smoothed against the threshold, with hysteresis and minimum durations). ``intensity``: AU ->
-    median-filtered intensity 0..5 (FACS A..E, OpenFace's ``AUxx_r``); empty when the engine has no intensity
-    output. ``events``: onsets/offsets at this frame. When a track ends, its open AUs get offsets in an extra
-    :attr:`events_only` result (no probabilities; sinks publish only its events). ``t_capture_ns``
-    (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this frame;
+    median-filtered intensity 0..5 (FACS A..E, OpenFace's ``AUxx_r``), 0 while the AU's state is off; empty when
+    the engine has no intensity output. ``events``: onsets/offsets at this frame. When a track ends, its open AUs
+    get offsets in an extra :attr:`events_only` result (no probabilities; sinks publish only its events).
+    ``t_capture_ns`` (monotonic) and ``t_wall`` (epoch seconds) are the capture times of this frame;
     ``t_media`` its presentation time in seconds in a video file (None for live sources). ``pose``: the head pose
     from the detector's landmarks (:mod:`aunets.core.headpose`; None when they are not known).
     """

@@ -302,6 +302,8 @@ class Pipeline:
         # durations count in the file's own time (its presentation times, else frames / rate), wall time live
         t = t_media if t_media is not None else index / self.frame_rate if self.frame_rate else t_wall
         on, events = state.events.update(smoothed, p.probs, index, t_wall, t)
+        if len(intensity):  # OpenFace's AUxx_r: 0 while the AU is absent (state off), the head's intensity while on
+            intensity = np.where(on, np.maximum(intensity, 0.0), 0.0)
         return FaceResult(
             frame_index=index,
             t_capture_ns=t_ns,
