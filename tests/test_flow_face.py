@@ -90,3 +90,24 @@ def test_iou() -> None:
     assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_tracker_holds_a_still_faces_box_and_follows_a_real_move() -> None:
+    """Codec-like noise on a still face jitters the detector's box; the tracker holds the box (``hold``) until the
+    face really moves (here by 8 % of its side), and with ``hold=0`` it follows every jitter."""
+    still = clip_frames(1)[0]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(still + rng.normal(0, 3, still.shape), 0, 255).astype(np.uint8) for _ in range(12)]
+    held = FaceTracker(YuNetDetector(), TrackerConfig(detect_every=4))
+    boxes = [held.update(f)[0].box for f in noisy]
+    assert len(set(boxes)) == 1  # every frame: the first frame's box
+    follow = FaceTracker(YuNetDetector(), TrackerConfig(detect_every=4, hold=0.0))
+    assert len({follow.update(f)[0].box for f in noisy}) > 1  # the detector's jitter, followed
+    shift = int(0.08 * boxes[0][2])
+    moved = [held.update(np.roll(f, shift, axis=1))[0].box for f in noisy[:6]]
+    assert moved[-1][0] > boxes[0][0] + 0.5 * shift  # a real move is followed
+
+
+def test_tracker_hold_must_be_a_small_fraction() -> None:
+    with pytest.raises(ConfigError, match="hold"):
+        TrackerConfig(hold=0.6)

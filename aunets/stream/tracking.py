@@ -89,11 +89,17 @@ class TrackerConfig:
     the pipeline, its median and AU states) through up to ``max_misses`` missed frames in a row (12: 0.48 s
     at 25 fps: a hand passing, a blink of the detector); after that it ends, and a face that comes back later
     gets a new id. ``smoothing``: weight of the new detection in the exponential box smoothing (1 = none).
+    ``hold``: a detection whose centre is within this fraction of the box side of the track's box, and whose
+    side is within twice it, leaves the box where it is, so a still face's crop stays still: on a still face the
+    full-frame and the region passes disagree by ~2.5 % of the side in centre and ~5 % in side, and the crop
+    following them moves every AU output (benchmarks/stillness.py). A slow drift moves the box once it adds up to
+    more (0 = always follow).
     ``max_faces``: tracks reported per frame, largest first.
     """
 
     detect_every: int = 5
     smoothing: float = 0.6
+    hold: float = 0.04
     max_misses: int = 12
     iou_match: float = 0.3
     roi_scale: float = 2.0
@@ -105,6 +111,8 @@ class TrackerConfig:
             raise ConfigError(f"detect_every must be >= 1, got {self.detect_every}")
         if not 0 < self.smoothing <= 1:
             raise ConfigError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        if not 0 <= self.hold < 0.5:
+            raise ConfigError(f"hold must be in [0, 0.5) (a fraction of the box side), got {self.hold}")
         if self.max_faces < 1:
             raise ConfigError(f"max_faces must be >= 1, got {self.max_faces}")
         if self.max_misses < 0:
@@ -179,8 +187,9 @@ class FaceTracker:
                 missed.append(track)
                 continue
             unmatched.remove(best)
-            a = cfg.smoothing
-            track.box = tuple(a * n + (1 - a) * o for n, o in zip(best.box, track.box, strict=True))  # type: ignore[assignment]
+            if not _within(best.box, track.box, cfg.hold):
+                a = cfg.smoothing
+                track.box = tuple(a * n + (1 - a) * o for n, o in zip(best.box, track.box, strict=True))  # type: ignore[assignment]
             track.score = best.score
             track.landmarks = best.landmarks
             track.misses = 0
@@ -190,6 +199,14 @@ class FaceTracker:
                                          landmarks=det.landmarks))
                 self._next_id += 1
         return missed
+
+
+def _within(new: Box, old: Box, fraction: float) -> bool:
+    """Whether ``new``'s centre is within ``fraction`` of ``old``'s side of ``old``'s centre, and its side within
+    twice that."""
+    side = max(old[2], old[3])
+    shift = max(abs(new[0] + new[2] / 2 - old[0] - old[2] / 2), abs(new[1] + new[3] / 2 - old[1] - old[3] / 2))
+    return shift < fraction * side and abs(max(new[2], new[3]) - side) < 2 * fraction * side
 
 
 def _unique(tracks: list[Track], overlap: float = 0.5) -> list[Track]:
