@@ -99,7 +99,7 @@ def test_default_engine_on_a_few_inter_faces_test_people(tmp_path: Path) -> None
     assert all(len(o.value) == 50 and o.raw is not None for o in outputs.values())
     f = portrait_figures(outputs, items)
     assert f["smile_auc"]["neutral_people"] == 3 and f["smile_auc"]["smiling_people"] == 2
-    assert f["smile_auc"]["AU12"] >= 0.8  # v3.1 measured 1.0 on these five
+    assert f["smile_auc"]["AU12"] >= 0.8  # a floor with margin (v3.1: see real_faces_v3.1.json, interfaces_test)
     s = stillness(outputs, items)
     assert s["raw"]["pairs"] >= 0.9 * 5 * 48 and 0.0 < s["raw"]["max_au"] < 0.2
     rest = intensity_at_rest(outputs, items)
