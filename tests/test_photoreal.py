@@ -184,3 +184,29 @@ def test_cli_names_the_fix_for_bad_input(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["synth-photo", "--photos", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("aunets synth-photo: error:") and "real-face collection" in err
+
+
+def test_interfaces_neutral_train_people_are_warped_and_flips_mirror_the_same_person(tmp_path: Path) -> None:
+    from aunets.models.synth.photoreal import PhotoSynthConfig, select_people
+
+    photos = _collection(tmp_path / "realfaces")
+    (photos / "interfaces").mkdir()
+    rows = [("001", "N"), ("002", "N"), ("004", "L"), ("005", "S"), ("006", "N")]
+    (photos / "interfaces" / "labels.csv").write_text(
+        "image,expression,tags\n" + "".join(f"{n}.jpg,{e},-\n" for n, e in rows))
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, :20] = 255  # bright left third
+    for n, _ in rows:
+        cv2.imwrite(str(photos / "interfaces" / f"{n}.jpg"), image)
+    config = PhotoSynthConfig(photos=str(photos), sets=("london", "interfaces"), flips=True, val_fraction=0.4)
+    people = select_people(config)
+    # test people (london_000, interfaces_001 and _005) and smiles (interfaces_004) are never used
+    assert sorted({p.subject for p in people}) == ["interfaces_002", "interfaces_006", "london_001"]
+    assert len(people) == 6 and len({p.key for p in people}) == 6
+    for subject in {p.subject for p in people}:
+        twins = [p for p in people if p.subject == subject]
+        assert sorted(p.flip for p in twins) == [False, True] and len({p.split for p in twins}) == 1
+    plain, mirrored = (next(p for p in people if p.subject == "interfaces_002" and p.flip is f) for f in (False, True))
+    assert plain.read()[:, :10].mean() > 200 and mirrored.read()[:, -10:].mean() > 200
+    assert mirrored.read()[:, :10].mean() < 50
+    assert all(not p.flip for p in select_people(PhotoSynthConfig(photos=str(photos), sets=("london",))))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aunets.core.errors import ConfigError
 
@@ -32,7 +33,10 @@ ATTRIBUTION: dict[str, str] = {
     "figshare. doi:10.6084/m9.figshare.4220517.v1 (CC BY 4.0)",
     "grid": "Cooke, M., Barker, J., Cunningham, S., & Shao, X. (2006). An audio-visual corpus for speech perception "
     "and automatic speech recognition. JASA 120(5). zenodo.org/records/3625687 (CC BY 4.0)",
+    "interfaces": "Downer, C. J. (2018). inter-faces v1.4 (github.com/cjdowner/inter-faces), images from Pexels and "
+    "Visualhunt (CC0 1.0; credit as good practice, see its CREDITS.md)",
 }
+LICENCE: dict[str, str] = {"london": "CC BY 4.0", "canada": "CC BY 4.0", "grid": "CC BY 4.0", "interfaces": "CC0 1.0"}
 
 _TEST_EVERY = {"london": 4, "canada": 3, "grid": 3, "interfaces": 3}
 
@@ -138,12 +142,19 @@ class RealFrame:
     split: str
 
 
-def training_frames(root: Path | str | None, frames_dir: Path) -> list[RealFrame]:
+def training_frames(root: Path | str | None, frames_dir: Path, interfaces: bool = False) -> list[RealFrame]:
     """The images of the ``train`` people and clips (never ``test`` or ``eval`` ones), with their labels' kind;
-    GRID clips are decoded into ``frames_dir`` (one JPEG per frame, so flow sees the real motion)."""
+    GRID clips are decoded into ``frames_dir`` (one JPEG per frame, so flow sees the real motion). With
+    ``interfaces``, the inter-faces ``train`` people too (after the others, every :data:`VAL_EVERY`-th of them
+    ``val``): neutral photos ``neutral``, closed and open smiles ``smiling``."""
     import cv2
 
     out: list[RealFrame] = []
+    if interfaces:
+        for index, item in enumerate(i for i in load_interfaces(root) if i.split == "train"):
+            split = "val" if index % VAL_EVERY == 0 else "train"
+            kind = "neutral" if item.expression == "N" else "smiling"
+            out.append(RealFrame(item.paths[0], kind, item.clip_name, 0, item.clip_name, split))
     items = [i for i in load_realfaces(root) if i.split == "train"]
     for index, item in enumerate(sorted(items, key=lambda i: (i.set, i.name))):
         split = "val" if index % VAL_EVERY == 0 else "train"
@@ -222,6 +233,41 @@ def teacher_trust(root: Path | str | None, frames: list[RealFrame], scores: dict
     return out
 
 
+REST_RISE = 0.05
+"""Cross-talk negatives: an AU is "at rest" on a person's smiling photo when the teacher's score for it rises by
+at most this over the same person's neutral photo (scores in [0, 1])."""
+
+CROSS_TALK_BROWS = (1, 2, 4)
+"""AUs whose rest on a smile is decided from the teacher's brow scores (browInnerUp, browOuterUp*, browDown*)."""
+
+CROSS_TALK_LOWER = (15, 17, 23, 24)
+"""Chin and lip AUs decided the same way, but only where the teacher follows OpenFace (r >= :data:`TRUST_R`)."""
+
+
+def cross_talk_negatives(frames: list[RealFrame], scores: dict[Path, list[float] | None], aus: tuple[int, ...],
+                         candidates: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """Per person with a neutral and a smiling photo (London pairs): the AUs of ``candidates`` that stay at rest
+    while they smile (teacher score on the smile - score on the neutral photo <= :data:`REST_RISE`), with the
+    evidence: ``{subject: {"rest": [AUs], "neutral": {AU: score}, "smiling": {AU: score}}}``. People whose
+    photos the teacher finds no face on are left out (no evidence, no label)."""
+    by_subject: dict[str, dict[str, list[float] | None]] = {}
+    for f in frames:
+        if f.kind in ("neutral", "smiling"):
+            by_subject.setdefault(f.subject, {})[f.kind] = scores.get(f.path)
+    out: dict[str, dict[str, Any]] = {}
+    for subject, pair in sorted(by_subject.items()):
+        n, s = pair.get("neutral"), pair.get("smiling")
+        if n is None or s is None:
+            continue
+        idx = {a: aus.index(a) for a in candidates}
+        out[subject] = {
+            "rest": [a for a in candidates if s[idx[a]] - n[idx[a]] <= REST_RISE],
+            "neutral": {str(a): round(n[idx[a]], 4) for a in candidates},
+            "smiling": {str(a): round(s[idx[a]], 4) for a in candidates},
+        }
+    return out
+
+
 TRUST_R = 0.4
 """The teacher labels an AU only where its scores correlate with OpenFace's on the training people at least this."""
 
@@ -245,15 +291,18 @@ def trusted_aus(trust: dict[int, float | None], scores: dict[Path, list[float] |
 
 
 def write_training_set(out: Path | str, root: Path | str | None = None, teacher: bool = True,
-                       progress: bool = True) -> Path:
+                       progress: bool = True, interfaces: bool = False, cross_talk: bool = False) -> Path:
     """Write the real-face training set into ``out`` as a CSV manifest (:mod:`aunets.models.data.csv_manifest`):
     ``manifest.csv`` (full images + YuNet face box, view 4, the labels of :data:`KNOWN_LABELS`, empty where
     unknown) and ``realfaces_set.json`` (what was written, the sets' attribution, the teacher's trust table).
 
     With ``teacher``, MediaPipe's blendshape scores (:mod:`aunets.models.teacher`) become ``AUxx_soft`` pseudo-labels
     for the AUs whose scores follow OpenFace's on these people and reach the label scale (:func:`trusted_aus`;
-    OpenFace is only used for that decision), on the AUs a frame's own labels leave unknown. Returns the manifest
-    path."""
+    OpenFace is only used for that decision), on the AUs a frame's own labels leave unknown. ``interfaces``: the
+    inter-faces train people too (:func:`training_frames`). ``cross_talk``: a smiling photo's AUs that stay at
+    rest by the teacher's scores against the same person's neutral photo (:func:`cross_talk_negatives`) are
+    labelled off: the brows (:data:`CROSS_TALK_BROWS`) always, the chin and lips (:data:`CROSS_TALK_LOWER`) where
+    the teacher follows OpenFace on these people. Returns the manifest path."""
     import csv
     import json
 
@@ -265,7 +314,7 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    frames = training_frames(root, out / "frames")
+    frames = training_frames(root, out / "frames", interfaces=interfaces)
     detector = YuNetDetector()
     boxes: dict[Path, tuple[float, float, float, float] | None] = {}
     scores: dict[Path, list[float] | None] = {}
@@ -278,7 +327,7 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
         faces = detector.detect(image)
         best = max(faces, key=lambda d: d.box[2] * d.box[3], default=None)
         boxes[f.path] = best.box if best is not None else None
-        if teacher:
+        if teacher or cross_talk:
             from aunets.models.teacher import BlendshapeTeacher
 
             if f.sequence != last_sequence:  # a fresh landmarker per sequence: no tracking across people
@@ -291,8 +340,13 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
             scores[f.path] = None if au_scores is None else [float(v) for v in au_scores]
     if teacher_model is not None:
         teacher_model.close()
-    trust = teacher_trust(root, frames, scores, BP4D_AUS) if teacher else {}
+    trust = teacher_trust(root, frames, scores, BP4D_AUS) if teacher or cross_talk else {}
     trusted, p95 = trusted_aus(trust, scores, BP4D_AUS) if teacher else ([], {})
+    rest: dict[str, dict[str, Any]] = {}
+    if cross_talk:
+        lower = tuple(a for a in CROSS_TALK_LOWER if (trust.get(a) or -1.0) >= TRUST_R)
+        paired = [f for f in frames if f.subject.startswith("london_")]
+        rest = cross_talk_negatives(paired, scores, BP4D_AUS, CROSS_TALK_BROWS + lower)
     columns = ["path", "subject", "view", "sequence", "frame", "split", "box_x", "box_y", "box_w", "box_h"]
     columns += [au_key(a) for a in BP4D_AUS] + [f"{au_key(a)}_soft" for a in BP4D_AUS]
     written = 0
@@ -306,6 +360,8 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
                 log.warning("no face found in %s; left out", f.path)
                 continue
             known = KNOWN_LABELS[f.kind]
+            if f.kind == "smiling" and f.subject in rest:
+                known = known | dict.fromkeys(rest[f.subject]["rest"], 0)
             row: dict[str, object] = {
                 "path": str(f.path.resolve()), "subject": f.subject, "view": 4, "sequence": f.sequence,
                 "frame": f.frame, "split": f.split, "box_x": round(box[0], 2), "box_y": round(box[1], 2),
@@ -321,6 +377,7 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
             counts[f"{f.kind}/{f.split}"] = counts.get(f"{f.kind}/{f.split}", 0) + 1
     info = {
         "what": "real-face training set (train people of ../shared/realfaces only; test people held out)",
+        "interfaces": interfaces,
         "frames": written, "counts": counts, "known_labels": {k: {str(a): v for a, v in d.items()}
                                                               for k, d in KNOWN_LABELS.items()},
         "teacher": {"used": teacher, "trust_r_min": TRUST_R, "trust_score_p95_min": TRUST_P95, "trusted_aus": trusted,
@@ -328,7 +385,12 @@ def write_training_set(out: Path | str, root: Path | str | None = None, teacher:
                     "score_p95": {str(a): v for a, v in p95.items()},
                     "note": "MediaPipe blendshape scores as soft pseudo-labels (AUxx_soft) on unknown AUs only; "
                             "OpenFace outputs decided which AUs to trust and are never labels"},
-        "attribution": ATTRIBUTION,
+        "cross_talk": {"used": cross_talk, "rest_rise_max": REST_RISE, "brows": list(CROSS_TALK_BROWS),
+                       "lower_if_trusted": list(CROSS_TALK_LOWER), "people": rest,
+                       "note": "AUs at rest on a smiling photo (teacher score rise over the same person's neutral "
+                               "photo <= rest_rise_max) are labelled 0 there; chin/lip AUs only where the teacher's "
+                               "r vs OpenFace >= trust_r_min (OpenFace decides trust only, never labels)"},
+        "attribution": {k: v for k, v in ATTRIBUTION.items() if k != "interfaces" or interfaces},
     }  # fmt: skip
     (out / "realfaces_set.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     log.info("wrote %d real frames to %s (teacher AUs %s)", written, out, trusted)

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the real-face collection (default ../shared/realfaces); only its train people are used")
     parser.add_argument("--out", type=Path, help="output directory of the data set")
     parser.add_argument("--preview", type=Path, metavar="IMAGE", help="write an AU contact sheet (PNG/JPEG)")
-    parser.add_argument("--sets", default="london,canada", help="photo sets to use (default london,canada)")
+    parser.add_argument("--sets", default="london,canada",
+                        help="photo sets to use: london, canada, interfaces (default london,canada)")
+    parser.add_argument("--flips", action="store_true", help="each person also mirrored (same person and split)")
     parser.add_argument("--people", type=int, default=0, help="number of people (default 0 = all train people)")
     parser.add_argument("--sequences", type=int, default=6, help="sequences per person (default 6)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per sequence at 25 fps (default 4)")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         sequences=args.sequences, seconds=args.seconds, seed=args.seed, size=args.size, frame_size=args.frame_size,
         crops=args.crops, full=args.full, video=args.video, val_fraction=args.val_fraction,
         single_fraction=args.single_fraction, max_events=args.max_events, max_yaw=args.max_yaw,
-        max_pitch=args.max_pitch, script=args.script,
+        max_pitch=args.max_pitch, script=args.script, flips=args.flips,
         jitter=args.jitter, workers=args.workers,
     )  # fmt: skip
     print(f"wrote {generate(config, args.out, progress=not args.no_progress)}")

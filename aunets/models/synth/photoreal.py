@@ -1,6 +1,8 @@
 """Photo-real AU data set: real people's neutral photos (``../shared/realfaces``, ``train`` people only) made to
 show the 12 BP4D AUs at known intensities, alone and in combinations, in dynamic sequences with small head
-rotations, background, crop, lighting and camera jitter.
+rotations, background, crop, lighting and camera jitter. Sets: the London and Canada studio portraits and the
+inter-faces in-the-wild portraits (their neutral ones: diverse skin, age, beards, glasses); ``flips`` adds each
+person's mirror image as a second photo of the same person.
 
 Writes exactly the CG generator's layout (:mod:`aunets.models.synth.dataset`, read by
 :func:`aunets.models.data.synthetic.load_synthetic`): ``manifest.json`` (``"generator": "aunets-synth"``,
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "photoreal"
 VERSION = 1
-PHOTO_SETS = ("london", "canada")
+PHOTO_SETS = ("london", "canada", "interfaces")
+DEFAULT_SETS = ("london", "canada")
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,12 @@ class PhotoSynthConfig:
     are used, ``people`` of them (0 = all) in a seeded order. ``sequences`` per person of ``seconds`` at ``fps``.
     ``single_fraction``: share of events with one AU alone (:func:`aunets.models.synth.episodes.plan_episodes`).
     ``max_yaw``/``max_pitch`` (degrees): head-turn range of a sequence (half the sequences stay within a third of
-    it). ``frame_size`` (width, height) px; ``size`` px of the face crop.
+    it). ``frame_size`` (width, height) px; ``size`` px of the face crop. ``flips``: every person also as their
+    horizontally mirrored photo (same subject and split, its own ``sequences``).
     """
 
     photos: str = ""
-    sets: tuple[str, ...] = PHOTO_SETS
+    sets: tuple[str, ...] = DEFAULT_SETS
     people: int = 0
     sequences: int = 6
     seconds: float = 4.0
@@ -68,6 +72,7 @@ class PhotoSynthConfig:
     script: str = ""
     max_yaw: float = 22.0
     max_pitch: float = 14.0
+    flips: bool = False
     jitter: bool = True
     blinks: bool = True
     talking: bool = True
@@ -103,46 +108,62 @@ class PhotoSynthConfig:
 
 @dataclass(frozen=True)
 class Person:
-    """One source person: ``subject`` id (``london_003``), ``split`` (train/val), the neutral photo's path."""
+    """One source person: ``subject`` id (``london_003``), ``split`` (train/val), the neutral photo's path, and
+    whether the photo is used mirrored (``flip``)."""
 
     subject: str
     split: str
     photo: str
     set: str
+    flip: bool = False
+
+    @property
+    def key(self) -> str:
+        """Unique per photo used: the subject, ``_flip`` appended for the mirrored photo."""
+        return f"{self.subject}_flip" if self.flip else self.subject
+
+    def read(self) -> np.ndarray:
+        """The photo, BGR uint8 (H, W, 3), mirrored when ``flip``."""
+        img = cv2.imread(self.photo)
+        if img is None:
+            raise ConfigError(f"cannot read photo {self.photo}")
+        return np.ascontiguousarray(img[:, ::-1]) if self.flip else img
 
 
 def select_people(config: PhotoSynthConfig) -> list[Person]:
     """The ``train`` people of the collection (never ``test``), ``config.people`` of them in a seeded order, with
-    a val split by person (``val_fraction``)."""
-    from aunets.models.data.realfaces import load_realfaces
+    a val split by person (``val_fraction``); inter-faces people only where their photo is neutral. With
+    ``config.flips`` each person twice, as photo and mirrored photo."""
+    from aunets.models.data.realfaces import load_interfaces, load_realfaces
 
     items = [it for it in load_realfaces(config.photos) if it.set in config.sets and it.split == "train"]
+    if "interfaces" in config.sets:
+        items += [it for it in load_interfaces(config.photos) if it.split == "train" and it.expression == "N"]
     if not items:
         raise ConfigError(f"no train people of {list(config.sets)} in {config.photos}")
     order = np.random.default_rng(np.random.SeedSequence([config.seed, 31])).permutation(len(items))
     chosen = [items[i] for i in order[: config.people or len(items)]]
     n_val = min(round(config.val_fraction * len(chosen)), len(chosen) - 1)
+    flips = (False, True) if config.flips else (False,)
     return sorted(
-        (Person(it.clip_name, "val" if k < n_val else "train", str(it.paths[0]), it.set) for k, it in
-         enumerate(chosen)), key=lambda p: p.subject,
+        (Person(it.clip_name, "val" if k < n_val else "train", str(it.paths[0]), it.set, f) for k, it in
+         enumerate(chosen) for f in flips), key=lambda p: p.key,
     )  # fmt: skip
 
 
 def fit_people(people: list[Person]) -> dict[str, np.ndarray]:
-    """MediaPipe landmarks (478, 3) px of each person's neutral photo (people without a face are left out)."""
+    """MediaPipe landmarks (478, 3) px of each person's neutral photo (as used: mirrored where ``flip``), by
+    :attr:`Person.key` (people without a face are left out)."""
     from aunets.models.synth.landmarks import FaceLandmarkFitter
 
     out: dict[str, np.ndarray] = {}
     with FaceLandmarkFitter() as fit:
         for p in people:
-            img = cv2.imread(p.photo)
-            if img is None:
-                raise ConfigError(f"cannot read photo {p.photo}")
-            lm = fit(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            lm = fit(cv2.cvtColor(p.read(), cv2.COLOR_BGR2RGB))
             if lm is None:
                 log.warning("no face found in %s; left out", p.photo)
                 continue
-            out[p.subject] = lm
+            out[p.key] = lm
     return out
 
 
@@ -194,7 +215,7 @@ class _Job:
 
 
 def sequence_id(person: Person, index: int) -> str:
-    return f"{person.subject}_q{index:02d}"
+    return f"{person.key}_q{index:02d}"
 
 
 def make_timeline(config: PhotoSynthConfig, rng: np.random.Generator) -> Timeline:
@@ -295,10 +316,7 @@ def render_sequence(job: _Job) -> list[dict[str, Any]]:
     model = load_face_model()
     corr = load_correspondence()
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, job.person_index, job.index, 11]))
-    photo = cv2.imread(job.person.photo)
-    if photo is None:
-        raise ConfigError(f"cannot read photo {job.person.photo}")
-    photo = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(job.person.read(), cv2.COLOR_BGR2RGB)
     frame0, lm, _ = place_photo(photo, job.landmarks, cfg.frame_size, rng)
     face = PhotoFace.fit(frame0, lm, model, corr)
     tl = make_timeline(cfg, rng)
@@ -378,7 +396,7 @@ def cooccurrence(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def manifest(config: PhotoSynthConfig, people: list[Person]) -> dict[str, Any]:
-    from aunets.models.data.realfaces import ATTRIBUTION
+    from aunets.models.data.realfaces import ATTRIBUTION, LICENCE
 
     return {
         "generator": GENERATOR,
@@ -394,7 +412,7 @@ def manifest(config: PhotoSynthConfig, people: list[Person]) -> dict[str, Any]:
             "val": [p.subject for p in people if p.split == "val"],
             "test": [],
         },
-        "photo_sets": {s: {"licence": "CC BY 4.0", "attribution": ATTRIBUTION[s]} for s in config.sets},
+        "photo_sets": {s: {"licence": LICENCE[s], "attribution": ATTRIBUTION[s]} for s in config.sets},
         "note": "people of the real-face collection's test split are never used",
     }
 
@@ -405,11 +423,11 @@ def generate(config: PhotoSynthConfig, out: Path, progress: bool = True) -> Path
     out.mkdir(parents=True, exist_ok=True)
     people = select_people(config)
     fits = fit_people(people)
-    people = [p for p in people if p.subject in fits]
+    people = [p for p in people if p.key in fits]
     info = manifest(config, people)
     (out / "manifest.json").write_text(json.dumps(info, indent=2))
     jobs = [
-        _Job(config, p, k, q, fits[p.subject], str(out)) for k, p in enumerate(people) for q in range(config.sequences)
+        _Job(config, p, k, q, fits[p.key], str(out)) for k, p in enumerate(people) for q in range(config.sequences)
     ]
     n_frames = len(jobs) * max(1, round(config.seconds * config.fps))
     rows_all = render_jobs(render_sequence, jobs, config.workers, n_frames, out, "synth-photo", progress)
