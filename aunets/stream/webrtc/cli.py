@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from aunets.stream.outputs import check_output, write_json
     from aunets.stream.publish import check_endpoint
     from aunets.stream.shutdown import StopSignals
+    from aunets.stream.webrtc.hosts import check_serve_host
     from aunets.stream.webrtc.ice import IceServer
-    from aunets.stream.webrtc.server import AUServer, ServeConfig, check_serve_host
+    from aunets.stream.webrtc.server import AUServer, ServeConfig
 
     if bool(args.cert) != bool(args.key):
         raise ConfigError("give both --cert and --key (PEM files) to serve HTTPS, or neither")

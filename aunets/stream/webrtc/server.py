@@ -17,7 +17,6 @@ connection.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import ssl
@@ -29,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aunets.core.au import AU_NAMES, au_key
 from aunets.core.errors import ConfigError, MissingExtraError
 from aunets.stream.messages import to_json
 from aunets.stream.pipeline import Pipeline, PipelineConfig
 from aunets.stream.publish import DEFAULT_ENDPOINT, Sink, SinkGroup, ZmqPublisher
+from aunets.stream.webrtc.hosts import LOOPBACK_NAMES, host_name
 from aunets.stream.webrtc.ice import IceServer, rtc_configuration, use_host_addresses
 from aunets.stream.webrtc.saliency import SaliencyService
 from aunets.stream.webrtc.session import MarkerLayout, PeerSession
@@ -53,33 +52,6 @@ MAX_LINE_BYTES = 8190
 """aiohttp's parser limits: request line and each header field in bytes; :data:`MAX_HEADERS` fields (beyond:
 400 or 431, before anything more is buffered)."""
 MAX_HEADERS = 64
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
-
-def host_name(value: str) -> str:
-    """The host name of a ``Host`` header, an origin or a bare name, lower case, without port or brackets."""
-    netloc = urlsplit(value).netloc if "://" in value else value
-    name = urlsplit(f"//{netloc}").hostname
-    return (name or "").lower()
-
-
-def is_loopback(host: str) -> bool:
-    if host_name(host) == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host_name(host)).is_loopback
-    except ValueError:
-        return False
-
-
-def check_serve_host(host: str, certfile: Path | None) -> None:
-    """Refuse to serve plain HTTP to other machines (browsers give the camera only to https pages or
-    localhost, and the page's offers would cross the network unencrypted)."""
-    if not is_loopback(host) and certfile is None:
-        raise ConfigError(f"--host {host} serves other machines and needs HTTPS: pass --cert cert.pem --key key.pem "
-                          f"(docs/webrtc.md shows how to make a pair), or use --host 127.0.0.1")  # fmt: skip
-
-
 @dataclass(frozen=True)
 class ServeConfig:
     """``aunets serve`` settings. ``host``/``port``: HTTP(S) bind address (port 0: any free port).
