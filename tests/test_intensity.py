@@ -57,7 +57,7 @@ def test_intensity_is_zero_while_an_au_is_off_and_rises_while_on(tmp_path: Path)
     writer = OpenFaceCsvWriter(path, pipeline.aus, fps=25.0, intensity=True)
     writer.publish_results(results)
     writer.close()
-    rows = list(csv.DictReader(path.open(newline="")))
+    rows = list(csv.DictReader(path.open(newline=""), skipinitialspace=True))
     assert len(rows) == len(results)
     for row in rows:
         for a in pipeline.aus:
