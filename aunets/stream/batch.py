@@ -131,7 +131,6 @@ class VideoWorker:
         from aunets.core.errors import EngineError
         from aunets.engines.engine import load_engine
         from aunets.stream.pipeline import Pipeline
-        from aunets.stream.tracking import YuNetDetector
 
         self.config = config
         cv2.setNumThreads(config.pipeline.threads)
@@ -143,8 +142,8 @@ class VideoWorker:
                 f"this worker's engine bundle {engine.path} ({mine['name']}) differs from the one the batch was "
                 f"started with ({config.engine_id.get('name')}); install the same aunets on every worker or pass "
                 f"--engine DIR on shared storage")
-        # tracking runs here, not in a capture process: the detector is loaded once per worker
-        self.pipeline = Pipeline(config.pipeline, engine=engine, detector=YuNetDetector())
+        # tracking runs here, not in a capture process (with the same detector): loaded once per worker
+        self.pipeline = Pipeline(config.pipeline, engine=engine)
 
     def run(self, job: VideoJob, progress: ProgressFn | None = None, report_every_s: float = 0.5) -> VideoResult:
         """Process ``job``'s video into its CSV and config JSON; a bad video gives a ``failed`` result."""
