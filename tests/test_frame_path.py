@@ -34,7 +34,7 @@ BOX = (250.0, 60.0, 150.0, 170.0)  # a face-sized box inside the bundled clip's 
 def _results(pipeline: Pipeline, frames: list[np.ndarray]) -> list[Any]:
     results = []
     for i, f in enumerate(frames):
-        results += pipeline.process(Frame(i, 0, 0.0, f))
+        results += pipeline.process(Frame(i, 0, 0.0, f, t_media=i / 25.0))  # the clip's 25 fps: states' durations
     return [r for r in results if not r.no_face and not r.events_only]
 
 

@@ -154,7 +154,7 @@ def test_lsl_samples_keep_the_files_timing(tiny_engine: Path, tmp_path: Path) ->
     truth = np.array(pyav_times(video))
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine))
     name = f"AUNets-vfr-{_free_port()}"
-    outlet = LslOutlet(pipeline.aus, name=name, source_id=name)
+    outlet = LslOutlet(pipeline.aus, name=name, source=name)
     streams = pylsl.resolve_byprop("name", name, timeout=10)
     assert streams, "the LSL outlet was not found on loopback"
     inlet = pylsl.StreamInlet(streams[0], max_buflen=60)
