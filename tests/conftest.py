@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,6 +109,27 @@ def clip_frames(n: int, start: int = 0, path: Path = CLIP) -> list[np.ndarray]:
         frames.append(frame)
     cap.release()
     return frames
+
+
+class Collect:
+    """A sink that keeps every result it is given in memory (``results``; ``frames``: those that are not
+    :attr:`events_only`)."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+
+    @property
+    def frames(self) -> list[Any]:
+        return [r for r in self.results if not r.events_only]
+
+    def publish_results(self, results: Any) -> None:
+        self.results.extend(results)
+
+    def publish_status(self, status: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def write_test_video(path: Path, face_frames: int = 20, blank_frames: int = 10, fps: float = 25.0) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -19,6 +18,7 @@ from aunets.stream.capture import CaptureConfig
 from aunets.stream.messages import frame_payload
 from aunets.stream.pipeline import Pipeline, PipelineConfig
 from aunets.stream.runner import run_stream
+from tests.conftest import Collect
 
 
 @pytest.mark.parametrize("pose", [HeadPose(0.0, 0.0, 0.0), HeadPose(0.25, -0.5, 0.1), HeadPose(-0.3, 0.6, -0.2)])
@@ -43,26 +43,12 @@ def test_missing_or_degenerate_landmarks_give_no_pose() -> None:
     assert estimate_head_pose(np.full((5, 2), 100.0), 640, 480) is None  # a face too small: all points in one
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.results: list[Any] = []
-
-    def publish_results(self, results: Any) -> None:
-        self.results.extend(r for r in results if not r.events_only)
-
-    def publish_status(self, status: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_pose_is_the_same_tracked_in_process_or_in_the_capture_process(
         tiny_engine: Path, test_video: tuple[Path, int]) -> None:
     video, n_frames = test_video
-    collect = _Collect()
+    collect = Collect()
     run_stream(CaptureConfig(str(video)), Pipeline(PipelineConfig(engine=tiny_engine)), [collect])
-    via_capture = {r.frame_index: r.pose for r in collect.results if not r.no_face}
+    via_capture = {r.frame_index: r.pose for r in collect.frames if not r.no_face}
 
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine))
     cap = cv2.VideoCapture(str(video))

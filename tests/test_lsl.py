@@ -17,6 +17,7 @@ from aunets.stream.capture import CaptureConfig
 from aunets.stream.lsl_sink import channel_labels, source_id
 from aunets.stream.pipeline import Pipeline, PipelineConfig
 from aunets.stream.runner import run_stream
+from tests.conftest import Collect
 
 pylsl = pytest.importorskip("pylsl", reason="the [lsl] extra (pylsl) is not installed")
 
@@ -34,20 +35,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.results: list[Any] = []
-
-    def publish_results(self, results: Any) -> None:
-        self.results.extend(results)
-
-    def publish_status(self, status: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_source_id_is_stable_per_source_and_differs_between_sources(tmp_path: Path) -> None:
@@ -102,12 +89,12 @@ def test_inlet_sees_rate_source_id_metadata_and_the_pipelines_values(
     inlet.open_stream(timeout=10)
     thread = threading.Thread(target=pull, daemon=True)
     thread.start()
-    collect = _Collect()
+    collect = Collect()
     run_stream(CaptureConfig(str(video)), pipeline, [collect, outlet])
     done.set()
     thread.join(timeout=10)
     outlet.close()
-    frames = [r for r in collect.results if not r.events_only]
+    frames = collect.frames
     assert len(samples) == len(frames) == n_frames
     for r, s in zip(frames, samples, strict=True):
         if r.no_face:

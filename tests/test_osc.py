@@ -17,6 +17,7 @@ from aunets.stream.capture import CaptureConfig
 from aunets.stream.osc_sink import parse_osc_target
 from aunets.stream.pipeline import Pipeline, PipelineConfig
 from aunets.stream.runner import run_stream
+from tests.conftest import Collect
 
 pytest.importorskip("pythonosc", reason="the [osc] extra (python-osc) is not installed")
 
@@ -49,32 +50,18 @@ class _Server:
             time.sleep(0.02)
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.results: list[Any] = []
-
-    def publish_results(self, results: Any) -> None:
-        self.results.extend(results)
-
-    def publish_status(self, status: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_every_au_face_and_event_reaches_a_real_osc_server(tiny_engine: Path, test_video: tuple[Path, int]) -> None:
     from aunets.stream.osc_sink import OscSender
 
     video, n_frames = test_video
     pipeline = Pipeline(PipelineConfig(engine=tiny_engine))
-    collect = _Collect()
+    collect = Collect()
     with _Server() as server:
         sender = OscSender("127.0.0.1", server.port, pipeline.aus)
         # paced as live (25 frames/s): a burst of a whole file can overflow the receiver's UDP buffer
         run_stream(CaptureConfig(str(video), realtime=True), pipeline, [collect, sender], status_every_s=0.2)
         sender.close()
-        frames = [r for r in collect.results if not r.events_only]
+        frames = collect.frames
         assert len(frames) == n_frames
         events = [e for r in collect.results for e in r.events]
         faces = [r for r in frames if not r.no_face]
