@@ -17,7 +17,7 @@ import pytest
 
 from aunets.core.errors import ConfigError
 from aunets.stream.corpus import plan_jobs
-from tests.conftest import build_tiny_engine, clip_frames, write_test_video
+from tests.conftest import build_tiny_engine, write_long_video, write_test_video
 
 
 def _aunets(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -232,15 +232,6 @@ def test_missing_input_is_a_one_line_error(tmp_path: Path) -> None:
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def _long_video(path: Path, frames: int = 600) -> int:
-    """``frames`` frames (320x180 MJPG at 25 fps) of the bundled clip's first 40, looped."""
-    faces = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in clip_frames(40)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
-    for i in range(frames):
-        writer.write(faces[i % len(faces)])
-    writer.release()
-    return frames
-
 
 def _readers_of(path: Path) -> list[int]:
     """Processes that have ``path`` open, from /proc."""
@@ -281,7 +272,7 @@ def test_a_second_batch_on_one_folder_is_refused_and_sigterm_exits_143(tiny_engi
     folder = tmp_path / "corpus"
     folder.mkdir()
     for name in ("a.avi", "b.avi"):
-        _long_video(folder / name)
+        write_long_video(folder / name)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "aunets.cli", "batch", str(folder), "--out", str(out), "--engine", str(tiny_engine),
            "--workers", "1", "--no-progress"]  # fmt: skip
@@ -313,7 +304,7 @@ def test_a_second_batch_on_one_folder_is_refused_and_sigterm_exits_143(tiny_engi
 def test_a_killed_worker_fails_only_its_video_and_is_replaced(tiny_engine: Path, tmp_path: Path) -> None:
     folder = tmp_path / "corpus"
     folder.mkdir()
-    _long_video(folder / "a_long.avi")
+    write_long_video(folder / "a_long.avi")
     n = write_test_video(folder / "b.mp4")
     (folder / "c.mp4").write_bytes((folder / "b.mp4").read_bytes())
     out = tmp_path / "out"

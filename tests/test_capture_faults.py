@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 
-from tests.conftest import build_tiny_engine, clip_frames
+from tests.conftest import build_tiny_engine, write_long_video
 from tests.test_faults import _check_csv, _cli, _csv_rows, _free_port, _group, _shm_files, _wait_for, strict_json
 
 pytestmark = pytest.mark.slow
@@ -32,11 +31,7 @@ def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """600 frames (24 s at 25 fps) of the bundled clip's first 40 frames, looped."""
     path = tmp_path_factory.mktemp("capture_faults") / "long.avi"
-    frames = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in clip_frames(40)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
-    for i in range(600):
-        writer.write(frames[i % len(frames)])
-    writer.release()
+    write_long_video(path)
     return path
 
 

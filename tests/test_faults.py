@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from aunets.core.au import BP4D_AUS
-from tests.conftest import build_tiny_engine, clip_frames
+from tests.conftest import build_tiny_engine, clip_frames, write_long_video
 
 CLI = [sys.executable, "-m", "aunets.cli"]
 
@@ -132,13 +132,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """600 frames (24 s at 25 fps) of the bundled clip's first 40 frames, looped."""
     path = tmp_path_factory.mktemp("faults") / "long.avi"
-    frames = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in clip_frames(40)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
-    n = 600
-    for i in range(n):
-        writer.write(frames[i % len(frames)])
-    writer.release()
-    return path, n
+    return path, write_long_video(path)
 
 
 def _check_csv(path: Path, fps: float = 25.0) -> list[dict[str, str]]:

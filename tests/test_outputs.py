@@ -12,10 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
-from tests.conftest import build_tiny_engine, clip_frames
+from tests.conftest import build_tiny_engine, write_long_video
 from tests.test_faults import CLI, NO_ENGINE, _check_csv, _cli, _csv_rows, _free_port, _wait_for, strict_json
 
 
@@ -28,11 +27,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """600 frames (24 s at 25 fps) of the bundled clip's first 40 frames, looped."""
     path = tmp_path_factory.mktemp("outputs") / "long.avi"
-    frames = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in clip_frames(40)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
-    for i in range(600):
-        writer.write(frames[i % len(frames)])
-    writer.release()
+    write_long_video(path)
     return path
 
 
