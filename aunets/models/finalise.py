@@ -152,16 +152,23 @@ def plot_curves(trainer: TrainedRun) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    last = 1.0
     for name, hist in trainer.history.items():
         ep = [h["epoch"] for h in hist]
-        ax1.plot(ep, [h["train_loss"] for h in hist], marker="o", label=name)
-        ax2.plot(ep, [h["val"] for h in hist], marker="o", label=name)
+        last = max(last, *ep)
+        for ax, key in ((ax1, "train_loss"), (ax2, "val")):
+            values = [h[key] for h in hist]
+            ax.plot(ep, values, marker="o", label=name)
+            if len(ep) <= 5:  # few epochs (a short fine-tuning run): print the values beside the points
+                for x, y in zip(ep, values, strict=True):
+                    ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax1.set(xlabel="epoch", ylabel="training loss", title="training loss")
     ax2.set(xlabel="epoch", ylabel="validation score", title="validation (AU: mean F1; others: accuracy)")
     from matplotlib.ticker import MaxNLocator
 
     for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, last + 0.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{trainer.config.name}: training curves")
