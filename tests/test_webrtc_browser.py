@@ -206,7 +206,8 @@ def test_au12_bar_rises_and_falls_with_the_clip(au12_session: tuple[list[Any], d
     strict=True,
     reason="known limit of the current default engine: on this AU12-only clip other AU bars rise with AU12 (also "
     "offline, so not WebRTC): the co-occurrence it learned from v2's CG training data (P(AU10|AU12) 0.88, "
-    "P(AU14|AU12) 0.78), which v3.1's AUs-one-at-a-time sequences did not remove; strict, so a better engine turns "
+    "P(AU14|AU12) 0.78), which neither v3.1's AUs-one-at-a-time sequences nor v4's cross-talk negatives (brows only) "
+    "removed; strict, so a better engine turns "
     "this red until the marker is removed",
 )
 def test_other_au_bars_stay_low_during_the_clip(au12_session: tuple[list[Any], dict[str, float]]) -> None:
