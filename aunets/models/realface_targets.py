@@ -213,14 +213,15 @@ def targets(results: Mapping[str, Any], detector: str) -> dict[str, Any]:
          "targets_figures.intensity_at_rest.interfaces.rate", "%", INTENSITY_ZERO_MIN, True),
     ]  # fmt: skip
 
+    clip_r = {au: v.get("r") or 0.0 for au, v in (_get(d, of) or {}).items()}  # undefined r (constant output): 0
+
     def derived(path: str) -> float | None:
-        if path in ("_clip_min_r", "_clip_mean_r"):  # an undefined r (the output never changes) counts as 0
-            rs = [v.get("r") or 0.0 for v in (_get(d, of) or {}).values()]
-            return (min(rs) if path == "_clip_min_r" else float(np.mean(rs))) if rs else None
+        if path == "_clip_min_r":
+            return min(clip_r.values(), default=None)
+        if path == "_clip_mean_r":
+            return float(np.mean(list(clip_r.values()))) if clip_r else None
         if path.startswith("_clip_r."):
-            per = _get(d, of) or {}
-            au = path.removeprefix("_clip_r.")
-            return (per[au].get("r") or 0.0) if au in per else None
+            return clip_r.get(path.removeprefix("_clip_r."))
         if path == "_talking_max":
             return max((v for v in (_get(d, "test.talking_on.per_au") or {}).values() if v is not None), default=None)
         group = "interfaces_test" if "test" in path else "interfaces"
